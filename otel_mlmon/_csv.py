@@ -1,0 +1,97 @@
+"""Read a CSV file of numeric columns, with errors that name the problem."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+_MISSING = frozenset({"", "na", "nan", "null", "none"})
+
+
+class CsvError(ValueError):
+    """A CSV file cannot be used; the message names the value and the fix."""
+
+
+def read_numeric_csv(
+    path: str | Path, drop: Sequence[str] = ()
+) -> tuple[list[str], FloatArray]:
+    """Read a CSV file with a header row into names and a float matrix.
+
+    Empty cells and NA, NaN, null or None count as missing values.
+
+    Args:
+        path: The file.
+        drop: Columns to leave out, such as the label.
+
+    Raises:
+        CsvError: The file is missing or empty, a column in ``drop`` is not
+            in it, a row has the wrong number of cells, or a cell is not a
+            number.
+    """
+    source = Path(path)
+    try:
+        handle = source.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise CsvError(f"CSV file not found: {path}") from None
+    except OSError as error:
+        raise CsvError(f"Cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise CsvError(
+                f"{path} is empty; it needs a header row of column names "
+                "and one row per sample"
+            )
+        names = [cell.strip() for cell in header]
+        missing = [name for name in drop if name not in names]
+        if missing:
+            raise CsvError(
+                f"Column {missing[0]!r} given to --drop is not in {path}; "
+                f"its columns are: {', '.join(names)}"
+            )
+        keep = [i for i, name in enumerate(names) if name not in set(drop)]
+        rows = _read_rows(reader, names, keep, path)
+    if not rows:
+        raise CsvError(f"{path} has a header but no data rows")
+    return [names[i] for i in keep], np.array(rows, dtype=np.float64)
+
+
+def _read_rows(
+    reader: "csv._reader", names: list[str], keep: list[int], path: str | Path
+) -> list[list[float]]:
+    rows = []
+    for line, cells in enumerate(reader, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(names):
+            raise CsvError(
+                f"{path}, line {line}: {len(cells)} cells, but the header "
+                f"has {len(names)} columns"
+            )
+        row = []
+        for index in keep:
+            row.append(_parse(cells[index], names[index], line, path))
+        rows.append(row)
+    return rows
+
+
+def _parse(cell: str, name: str, line: int, path: str | Path) -> float:
+    text = cell.strip()
+    if text.lower() in _MISSING:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise CsvError(
+            f"{path}, line {line}: column {name!r} has the non-numeric "
+            f"value {text!r}; encode the column as numbers or leave it out "
+            f"with --drop {name!r}"
+        ) from None

@@ -1,0 +1,202 @@
+"""Read a model's input into a numeric feature view, without copying it.
+
+Supported inputs are numpy arrays (1-D and 2-D), pandas DataFrames and
+Series, scipy.sparse matrices and Python lists. The caller's object is never
+modified: numeric data are read through views, or copied once when a dtype
+conversion is needed. Anything else gets no summary and a reason, which the
+span reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+_NUMERIC_KINDS = frozenset("biuf")
+_positional_names_cache: dict[int, tuple[str, ...]] = {}
+
+
+@dataclasses.dataclass
+class CategoricalSummary:
+    """Counts for string and categorical features; their values stay here."""
+
+    names: list[str]
+    distinct_counts: list[int]
+    null_counts: list[int]
+
+
+@dataclasses.dataclass
+class InputView:
+    """A model input as numeric columns, with names and a row count.
+
+    ``numeric`` is a 2-D float array or a scipy.sparse matrix of shape
+    (rows, features) aligned with ``names``; it is None when the input could
+    not be read, and ``skipped`` then gives the reason.
+    """
+
+    kind: str
+    rows: int
+    numeric: Any = None
+    names: tuple[str, ...] = ()
+    categorical: CategoricalSummary | None = None
+    skipped: str | None = None
+
+
+def positional_names(count: int) -> tuple[str, ...]:
+    """Return the names ``x0 .. x{count-1}`` used when a model has none."""
+    names = _positional_names_cache.get(count)
+    if names is None:
+        names = tuple(f"x{index}" for index in range(count))
+        if len(_positional_names_cache) < 64:
+            _positional_names_cache[count] = names
+    return names
+
+
+def read_input(data: Any, names: Sequence[str] | None = None) -> InputView:
+    """Read ``data`` into an :class:`InputView`.
+
+    Args:
+        data: The first argument of the model call.
+        names: Feature names to use for arrays and lists, whose columns
+            have no names of their own. Ignored where their count does not
+            match the input's width.
+    """
+    if isinstance(data, np.ndarray):
+        return _read_array(data, "numpy", names)
+    module = type(data).__module__
+    if module.startswith("pandas"):
+        return _read_pandas(data)
+    if module.startswith("scipy.sparse"):
+        return _read_sparse(data, names)
+    if isinstance(data, (list, tuple)):
+        return _read_list(data, names)
+    return InputView(
+        kind=type(data).__name__,
+        rows=0,
+        skipped=f"unsupported input type {module}.{type(data).__qualname__}",
+    )
+
+
+def _read_array(
+    array: npt.NDArray[Any], kind: str, names: Sequence[str] | None
+) -> InputView:
+    if array.ndim == 1:
+        width = len(names) if names else 0
+        if width == array.shape[0] and width != 1:
+            array = array.reshape(1, -1)
+        else:
+            array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        return InputView(
+            kind=kind,
+            rows=int(array.shape[0]) if array.ndim else 0,
+            skipped=f"input has {array.ndim} dimensions, not 1 or 2",
+        )
+    rows = int(array.shape[0])
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        numeric = _to_float_or_none(array)
+        if numeric is None:
+            return InputView(
+                kind=kind,
+                rows=rows,
+                skipped=f"non-numeric array of dtype {array.dtype.str}",
+            )
+        array = numeric
+    elif array.dtype != np.float64:
+        array = array.astype(np.float64)
+    return InputView(
+        kind=kind,
+        rows=rows,
+        numeric=array,
+        names=_names_for(array.shape[1], names),
+    )
+
+
+def _to_float_or_none(array: npt.NDArray[Any]) -> FloatArray | None:
+    if array.dtype.kind != "O":
+        return None
+    try:
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _names_for(width: int, names: Sequence[str] | None) -> tuple[str, ...]:
+    if names is not None and len(names) == width:
+        return tuple(names)
+    return positional_names(width)
+
+
+def _read_list(data: Sequence[Any], names: Sequence[str] | None) -> InputView:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = np.asarray(data)
+    except (TypeError, ValueError):
+        return InputView(
+            kind="list", rows=len(data), skipped="ragged or mixed list"
+        )
+    if array.size == 0 and array.ndim == 1:
+        return InputView(kind="list", rows=0, skipped="empty input")
+    return _read_array(array, "list", names)
+
+
+def _read_sparse(matrix: Any, names: Sequence[str] | None) -> InputView:
+    shape = getattr(matrix, "shape", ())
+    if len(shape) != 2:
+        return InputView(
+            kind="sparse", rows=0, skipped="sparse input is not 2-D"
+        )
+    if matrix.dtype.kind not in _NUMERIC_KINDS:
+        return InputView(
+            kind="sparse",
+            rows=int(shape[0]),
+            skipped=f"non-numeric sparse dtype {matrix.dtype.str}",
+        )
+    return InputView(
+        kind="sparse",
+        rows=int(shape[0]),
+        numeric=matrix,
+        names=_names_for(int(shape[1]), names),
+    )
+
+
+def _read_pandas(data: Any) -> InputView:
+    import pandas as pd
+
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if not isinstance(data, pd.DataFrame):
+        return InputView(
+            kind="pandas",
+            rows=0,
+            skipped=f"unsupported pandas type {type(data).__name__}",
+        )
+    columns = [str(column) for column in data.columns]
+    numeric = data.select_dtypes(include=["number", "bool"])
+    textual = data.select_dtypes(include=["object", "string", "category"])
+    values: FloatArray = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    numeric_names = tuple(str(column) for column in numeric.columns)
+    if len(set(columns)) != len(columns):
+        numeric_names = positional_names(len(numeric_names))
+    categorical = None
+    if textual.shape[1]:
+        categorical = CategoricalSummary(
+            names=[str(column) for column in textual.columns],
+            distinct_counts=[int(n) for n in textual.nunique().tolist()],
+            null_counts=[int(n) for n in textual.isna().sum().tolist()],
+        )
+    return InputView(
+        kind="pandas",
+        rows=int(data.shape[0]),
+        numeric=values,
+        names=numeric_names,
+        categorical=categorical,
+    )

@@ -1,0 +1,504 @@
+"""The traced model call shared by wrap_model and the instrumentors.
+
+A call runs in three zones. Before: start the span (on failure, call the
+model untraced). Call: run the model; its exception is recorded on the span
+and re-raised unchanged. After: read input and output, record attributes,
+metrics and flags, end the span; a failure here is logged once per model
+and kind, and the model's result is returned all the same.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+
+from otel_mlmon import semconv
+from otel_mlmon._redact import redact_message
+from otel_mlmon.baseline import Baseline
+from otel_mlmon.config import MonitorConfig
+from otel_mlmon.drift import DriftMonitor, Observation
+from otel_mlmon.inputs import InputView, read_input
+from otel_mlmon.metrics import instruments_for
+from otel_mlmon.outputs import OutputView, read_output
+from otel_mlmon.processor import FeatureFlag, MLSpanProcessor, PredictionFlags
+from otel_mlmon.stats.summary import summarise_dense, summarise_sparse
+from otel_mlmon.version import __version__
+
+_logger = logging.getLogger(__name__)
+
+_IN_PREDICTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "otel_mlmon_in_prediction", default=False
+)
+_LAST_PREDICTION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "otel_mlmon_last_prediction_id", default=None
+)
+_default_processor: MLSpanProcessor | None = None
+_MAX_ERROR_TYPES = 32
+
+
+def last_prediction_id() -> str | None:
+    """Return the id of the last traced call in this context, if any.
+
+    Row ``i`` of that call has the id ``{id}-{i}``. In a web app, call it
+    in the request's handler after the prediction.
+    """
+    return _LAST_PREDICTION_ID.get()
+
+
+def inside_prediction() -> bool:
+    """Tell whether the current context is inside a traced model call."""
+    return _IN_PREDICTION.get()
+
+
+class ModelMonitor:
+    """Tracing, metrics and flags for the calls of one model.
+
+    Thread-safe: per-call state lives on the stack, drift windows lock.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        name: str,
+        version: str,
+        framework: str,
+        config: MonitorConfig,
+        baseline: Baseline | None = None,
+        feature_names: Sequence[str] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.version = version
+        self.framework = framework
+        self.config = config
+        self.baseline = baseline
+        self.feature_names = _initial_names(model, feature_names, baseline)
+        self.drift = (
+            DriftMonitor(
+                baseline, config.drift_threshold, config.drift_window_rows
+            )
+            if baseline is not None
+            else None
+        )
+        self._tracer_provider = tracer_provider
+        self._tracer = trace.get_tracer(
+            "otel_mlmon", __version__, tracer_provider
+        )
+        self._instruments = instruments_for(meter_provider)
+        self._identity = {
+            semconv.ML_MODEL_NAME: name,
+            semconv.ML_MODEL_VERSION: version,
+        }
+        self._operations: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        self._error_attributes: dict[tuple[str, str], dict[str, Any]] = {}
+        self._failures: set[str] = set()
+        self._processor: tuple[Any, MLSpanProcessor] | None = None
+
+    def call(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Call ``method(*args, **kwargs)`` inside a prediction span."""
+        if not is_instrumentation_enabled():
+            return method(*args, **kwargs)
+        started = self._start(operation)
+        if started is None:
+            return method(*args, **kwargs)
+        span, token = started
+        start = time.perf_counter()
+        cpu_start = time.thread_time()
+        try:
+            result = method(*args, **kwargs)
+            elapsed = time.perf_counter() - start
+            cpu = time.thread_time() - cpu_start
+        except BaseException as error:
+            elapsed = time.perf_counter() - start
+            self._fail(span, operation, error, elapsed)
+            raise
+        finally:
+            _IN_PREDICTION.reset(token[1])
+            context.detach(token[0])
+        self._finish(span, operation, args, kwargs, result, elapsed, cpu)
+        return result
+
+    def _start(self, operation: str) -> tuple[Any, Any] | None:
+        try:
+            name, attributes, _ = self._describe_operation(operation)
+            span = self._tracer.start_span(
+                name, kind=SpanKind.INTERNAL, attributes=attributes
+            )
+            token = context.attach(trace.set_span_in_context(span))
+            return span, (token, _IN_PREDICTION.set(True))
+        except Exception as error:  # pylint: disable=broad-except
+            self._log_once("start the span", error)
+            return None
+
+    def _describe_operation(
+        self, operation: str
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        described = self._operations.get(operation)
+        if described is None:
+            span_attributes = {
+                **self._identity,
+                semconv.ML_MODEL_FRAMEWORK: self.framework,
+                semconv.ML_OPERATION_NAME: operation,
+            }
+            metric_attributes = {
+                **self._identity,
+                semconv.ML_OPERATION_NAME: operation,
+            }
+            described = (
+                f"{operation} {self.name}",
+                span_attributes,
+                metric_attributes,
+            )
+            self._operations[operation] = described
+        return described
+
+    def _fail(
+        self, span: Any, operation: str, error: BaseException, elapsed: float
+    ) -> None:
+        try:
+            error_type = _qualified_name(type(error))
+            message = redact_message(str(error))
+            stack = "".join(traceback.format_tb(error.__traceback__))
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": error_type,
+                    "exception.message": message,
+                    "exception.stacktrace": f"{stack}{error_type}: {message}",
+                },
+            )
+            span.set_attribute(semconv.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
+            attributes = self._error_metric_attributes(operation, error_type)
+            self._instruments.duration.record(elapsed, attributes)
+        except Exception as failure:  # pylint: disable=broad-except
+            self._log_once("record the model's error", failure)
+        finally:
+            span.end()
+
+    def _error_metric_attributes(
+        self, operation: str, error_type: str
+    ) -> dict[str, Any]:
+        key = (operation, error_type)
+        attributes = self._error_attributes.get(key)
+        if attributes is None:
+            if len(self._error_attributes) >= _MAX_ERROR_TYPES:
+                error_type = "_OTHER"
+            attributes = {
+                **self._describe_operation(operation)[2],
+                semconv.ERROR_TYPE: error_type,
+            }
+            if len(self._error_attributes) < _MAX_ERROR_TYPES:
+                self._error_attributes[key] = attributes
+        return attributes
+
+    def _finish(
+        self,
+        span: Any,
+        operation: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        result: Any,
+        elapsed: float,
+        cpu: float,
+    ) -> None:
+        try:
+            metric_attributes = self._describe_operation(operation)[2]
+            self._instruments.duration.record(elapsed, metric_attributes)
+            self._instruments.cpu_time.record(cpu, metric_attributes)
+            data = args[0] if args else _first_input(kwargs)
+            self._describe_call(span, operation, data, result)
+        except Exception as error:  # pylint: disable=broad-except
+            self._log_once("describe the prediction", error)
+        finally:
+            span.end()
+
+    def _describe_call(
+        self, span: Any, operation: str, data: Any, result: Any
+    ) -> None:
+        metric_attributes = self._describe_operation(operation)[2]
+        view = read_input(data, self.feature_names)
+        prediction_id = f"{random.getrandbits(128):032x}"
+        _LAST_PREDICTION_ID.set(prediction_id)
+        attributes: dict[str, Any] = {
+            semconv.ML_BATCH_SIZE: view.rows,
+            semconv.ML_PREDICTION_ID: prediction_id,
+            semconv.ML_INPUT_TYPE: view.kind,
+        }
+        self._summarise_input(view, attributes)
+        output = read_output(operation, result, self.model)
+        flags = PredictionFlags(
+            model_name=self.name,
+            model_version=self.version,
+            prediction_id=prediction_id,
+            threshold=self.config.low_confidence_threshold,
+            max_rows=self.config.max_flagged_rows,
+        )
+        self._read_confidence(output, attributes, flags, metric_attributes)
+        if view.rows >= self.config.min_summary_rows:
+            attributes.update(output.summary)
+        elif semconv.ML_OUTPUT_CLASSES in output.summary:
+            attributes.update(output.summary)
+        if self.drift is not None and view.numeric is not None and view.rows:
+            self._observe_drift(view, flags)
+        span.set_attributes(attributes)
+        if view.rows:
+            self._instruments.predictions.add(view.rows, metric_attributes)
+        if flags:
+            if self.config.capture_inputs and flags.low_rows is not None:
+                flags.captured = _capture_rows(
+                    data, view, flags.low_rows[: flags.max_rows],
+                    self.config.redact_features,
+                )
+            self._find_processor().on_prediction(span, flags)
+
+    def _summarise_input(
+        self, view: InputView, attributes: dict[str, Any]
+    ) -> None:
+        if view.numeric is None:
+            attributes[semconv.ML_INPUT_SUMMARY_SKIPPED] = (
+                view.skipped or "no numeric input"
+            )
+            return
+        if view.rows == 0:
+            attributes[semconv.ML_INPUT_SUMMARY_SKIPPED] = "empty batch"
+            return
+        if view.rows < self.config.min_summary_rows:
+            attributes[semconv.ML_INPUT_SUMMARY_SKIPPED] = (
+                f"batch of {view.rows} rows is below the minimum of "
+                f"{self.config.min_summary_rows} rows for summaries"
+            )
+            return
+        width = view.numeric.shape[1]
+        cap = self.config.max_features
+        values = view.numeric if width <= cap else view.numeric[:, :cap]
+        attributes[semconv.ML_INPUT_FEATURE_COUNT] = width
+        if width > cap:
+            attributes[semconv.ML_INPUT_FEATURE_TRUNCATED] = True
+        if width:
+            if isinstance(values, np.ndarray):
+                summary = summarise_dense(values)
+            else:
+                summary = summarise_sparse(values)
+            attributes[semconv.ML_INPUT_FEATURE_NAMES] = view.names[:cap]
+            attributes[semconv.ML_INPUT_FEATURE_MEAN] = summary.mean
+            attributes[semconv.ML_INPUT_FEATURE_STD] = summary.std
+            attributes[semconv.ML_INPUT_FEATURE_MIN] = summary.min
+            attributes[semconv.ML_INPUT_FEATURE_MAX] = summary.max
+            attributes[semconv.ML_INPUT_FEATURE_NULL_COUNT] = summary.null_count
+        categorical = view.categorical
+        if categorical is not None:
+            attributes[semconv.ML_INPUT_CATEGORICAL_NAMES] = categorical.names[:cap]
+            attributes[semconv.ML_INPUT_CATEGORICAL_DISTINCT_COUNT] = (
+                categorical.distinct_counts[:cap]
+            )
+            attributes[semconv.ML_INPUT_CATEGORICAL_NULL_COUNT] = (
+                categorical.null_counts[:cap]
+            )
+
+    def _read_confidence(
+        self,
+        output: OutputView,
+        attributes: dict[str, Any],
+        flags: PredictionFlags,
+        metric_attributes: dict[str, Any],
+    ) -> None:
+        confidence = output.confidence
+        if confidence is None:
+            attributes[semconv.ML_PREDICTION_CONFIDENCE_SKIPPED] = (
+                output.skipped or "no confidence"
+            )
+            return
+        if confidence.shape[0] == 1:
+            value = float(confidence[0])
+            if value != value:
+                attributes[semconv.ML_PREDICTION_CONFIDENCE_SKIPPED] = (
+                    "probabilities are not finite"
+                )
+                return
+            lowest = mean = value
+            low = np.flatnonzero(confidence < flags.threshold)
+        else:
+            finite = np.isfinite(confidence)
+            if not finite.any():
+                attributes[semconv.ML_PREDICTION_CONFIDENCE_SKIPPED] = (
+                    "probabilities are not finite"
+                )
+                return
+            valid = confidence[finite] if not finite.all() else confidence
+            lowest = float(valid.min())
+            mean = float(valid.mean())
+            low = np.flatnonzero(confidence < flags.threshold)
+        attributes[semconv.ML_PREDICTION_CONFIDENCE_MIN] = lowest
+        attributes[semconv.ML_PREDICTION_CONFIDENCE_MEAN] = mean
+        attributes[semconv.ML_PREDICTION_LOW_CONFIDENCE_COUNT] = len(low)
+        self._instruments.confidence.record(mean, metric_attributes)
+        if len(low):
+            self._instruments.low_confidence.add(len(low), metric_attributes)
+            flags.low_rows = low
+            flags.low_confidence = confidence[low]
+            if output.classes is not None and output.probabilities is not None:
+                shown = low[: flags.max_rows]
+                best = output.probabilities[shown].argmax(axis=1)
+                flags.labels = np.asarray(output.classes)[best].tolist()
+
+    def _observe_drift(self, view: InputView, flags: PredictionFlags) -> None:
+        assert self.drift is not None
+        columns = self.drift.columns_for(view.names)
+        if columns is None:
+            self._log_once(
+                "match the input's columns to the baseline's features",
+                ValueError(
+                    f"input has {len(view.names)} numeric columns, the "
+                    f"baseline {len(self.drift.feature_names)} features"
+                ),
+            )
+            return
+        observation = self.drift.observe(view.numeric, columns)
+        flags.out_of_range = _range_flags(observation, self.drift.feature_names)
+        for verdict in observation.verdicts:
+            self._record_drift_scores(verdict.scores)
+            if verdict.drifted:
+                names = self.drift.feature_names
+                flags.drifted = [
+                    FeatureFlag(names[i], score=float(verdict.scores[i]))
+                    for i in verdict.drifted
+                ]
+                flags.drift_threshold = self.drift.threshold
+                flags.drift_window_rows = verdict.rows
+
+    def _record_drift_scores(self, scores: Any) -> None:
+        assert self.drift is not None
+        gauge = self._instruments.drift_score
+        names = self.drift.feature_names[: self.config.max_features]
+        for name, score in zip(names, scores.tolist()):
+            gauge.set(
+                score,
+                {
+                    **self._identity,
+                    semconv.ML_FEATURE_NAME: name,
+                    semconv.ML_DRIFT_STATISTIC: "psi",
+                },
+            )
+
+    def _find_processor(self) -> MLSpanProcessor:
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        cached = self._processor
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        found = _registered_processor(provider) or _shared_processor()
+        self._processor = (provider, found)
+        return found
+
+    def _log_once(self, action: str, error: BaseException) -> None:
+        key = f"{action}:{type(error).__qualname__}"
+        if key in self._failures:
+            return
+        self._failures.add(key)
+        _logger.warning(
+            "otel_mlmon failed to %s for model %s, and the prediction went "
+            "on untouched; this is logged once per kind: %s: %s",
+            action,
+            self.name,
+            _qualified_name(type(error)),
+            redact_message(str(error)),
+        )
+
+
+def _registered_processor(provider: Any) -> MLSpanProcessor | None:
+    multi = getattr(provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        if isinstance(processor, MLSpanProcessor):
+            return processor
+    return None
+
+
+def _shared_processor() -> MLSpanProcessor:
+    global _default_processor
+    if _default_processor is None:
+        _default_processor = MLSpanProcessor()
+    return _default_processor
+
+
+def _range_flags(
+    observation: Observation, names: Sequence[str]
+) -> list[FeatureFlag]:
+    outside = observation.out_of_range
+    missing = observation.unexpected_missing
+    flagged = np.flatnonzero((outside > 0) | (missing > 0))
+    if not len(flagged):
+        return []
+    order = flagged[np.argsort(-(outside + missing)[flagged], kind="stable")]
+    return [
+        FeatureFlag(
+            names[i], out_of_range=int(outside[i]), missing=int(missing[i])
+        )
+        for i in order.tolist()
+    ]
+
+
+def _capture_rows(
+    data: Any, view: InputView, rows: Any, redact: Sequence[str]
+) -> list[dict[str, Any]]:
+    hidden = set(redact)
+    if type(data).__module__.startswith("pandas") and hasattr(data, "iloc"):
+        frame = data.iloc[rows]
+        kept = [column for column in frame.columns if str(column) not in hidden]
+        return [
+            {str(key): value for key, value in record.items()}
+            for record in frame[kept].to_dict("records")
+        ]
+    if view.numeric is None or not isinstance(view.numeric, np.ndarray):
+        return [{} for _ in rows]
+    names = view.names
+    keep = [i for i, name in enumerate(names) if name not in hidden]
+    selected = view.numeric[np.asarray(rows)][:, keep].tolist()
+    kept_names = [names[i] for i in keep]
+    return [dict(zip(kept_names, values)) for values in selected]
+
+
+def _first_input(kwargs: Mapping[str, Any]) -> Any:
+    for key in ("X", "x", "data", "input", "inputs"):
+        if key in kwargs:
+            return kwargs[key]
+    return None
+
+
+def _initial_names(
+    model: Any, names: Sequence[str] | None, baseline: Baseline | None
+) -> tuple[str, ...] | None:
+    if names is not None:
+        return tuple(str(name) for name in names)
+    if baseline is not None:
+        return baseline.feature_names
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None:
+        return tuple(str(name) for name in fitted)
+    return None
+
+
+def _qualified_name(kind: type) -> str:
+    module = kind.__module__
+    if module in ("builtins", "__main__"):
+        return kind.__qualname__
+    return f"{module}.{kind.__qualname__}"

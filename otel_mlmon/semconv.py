@@ -1,0 +1,135 @@
+"""Names of every span attribute, event and metric that otel_mlmon emits.
+
+These names are a contract with dashboards, alert rules and users' queries.
+There is no OpenTelemetry semantic convention for classic ML inference yet,
+so the package uses its own ``ml.`` namespace in the style of the official
+conventions: lower_snake names, UCUM units, seconds for durations, and the
+standard ``error.type`` attribute for failures.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Model identity and the call.
+
+ML_MODEL_NAME: Final = "ml.model.name"
+"""str: the model's name, as configured or taken from its class."""
+ML_MODEL_VERSION: Final = "ml.model.version"
+"""str: the model's version, as configured; ``"unknown"`` when not set."""
+ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
+"""str: the framework that defines the model (``sklearn``, ``xgboost``...)."""
+ML_OPERATION_NAME: Final = "ml.operation.name"
+"""str: the method called (``predict``, ``predict_proba``, ``run``...)."""
+ML_BATCH_SIZE: Final = "ml.batch.size"
+"""int: rows in the call's input."""
+ML_PREDICTION_ID: Final = "ml.prediction.id"
+"""str: id of the call; row ``i`` of the call has the id ``{id}-{i}``."""
+ERROR_TYPE: Final = "error.type"
+"""str: qualified class name of the model's exception (standard key)."""
+
+# The input.
+
+ML_INPUT_TYPE: Final = "ml.input.type"
+"""str: kind of input read (``numpy``, ``pandas``, ``sparse``, ``list``)."""
+ML_INPUT_SUMMARY_SKIPPED: Final = "ml.input.summary.skipped"
+"""str: why the input has no feature summaries on this span."""
+ML_INPUT_FEATURE_COUNT: Final = "ml.input.feature.count"
+"""int: numeric features in the input, before the cap on recorded ones."""
+ML_INPUT_FEATURE_TRUNCATED: Final = "ml.input.feature.truncated"
+"""bool: True when the cap on recorded features applied to this span."""
+ML_INPUT_FEATURE_NAMES: Final = "ml.input.feature.names"
+"""str[]: numeric features summarised; the arrays below align with it."""
+ML_INPUT_FEATURE_MEAN: Final = "ml.input.feature.mean"
+"""float[]: mean of each feature over its finite values (0 if none)."""
+ML_INPUT_FEATURE_STD: Final = "ml.input.feature.std"
+"""float[]: population standard deviation of the finite values."""
+ML_INPUT_FEATURE_MIN: Final = "ml.input.feature.min"
+"""float[]: smallest finite value (0 if none)."""
+ML_INPUT_FEATURE_MAX: Final = "ml.input.feature.max"
+"""float[]: largest finite value (0 if none)."""
+ML_INPUT_FEATURE_NULL_COUNT: Final = "ml.input.feature.null_count"
+"""int[]: values that are missing or not finite (None, NaN, +-inf)."""
+ML_INPUT_CATEGORICAL_NAMES: Final = "ml.input.categorical.names"
+"""str[]: string and categorical features; their values are never sent."""
+ML_INPUT_CATEGORICAL_DISTINCT_COUNT: Final = "ml.input.categorical.distinct_count"
+"""int[]: distinct non-null values of each categorical feature."""
+ML_INPUT_CATEGORICAL_NULL_COUNT: Final = "ml.input.categorical.null_count"
+"""int[]: missing values of each categorical feature."""
+
+# The output.
+
+ML_PREDICTION_CONFIDENCE_MIN: Final = "ml.prediction.confidence.min"
+"""float: lowest per-row confidence (highest class probability) in the call."""
+ML_PREDICTION_CONFIDENCE_MEAN: Final = "ml.prediction.confidence.mean"
+"""float: mean per-row confidence in the call."""
+ML_PREDICTION_CONFIDENCE_SKIPPED: Final = "ml.prediction.confidence.skipped"
+"""str: why the span has no confidence (for example, labels only)."""
+ML_PREDICTION_LOW_CONFIDENCE_COUNT: Final = "ml.prediction.low_confidence.count"
+"""int: rows whose confidence is below the threshold."""
+ML_OUTPUT_MEAN: Final = "ml.output.mean"
+"""float: mean of a regressor's finite outputs."""
+ML_OUTPUT_STD: Final = "ml.output.std"
+"""float: standard deviation of a regressor's finite outputs."""
+ML_OUTPUT_MIN: Final = "ml.output.min"
+"""float: smallest finite output of a regressor."""
+ML_OUTPUT_MAX: Final = "ml.output.max"
+"""float: largest finite output of a regressor."""
+ML_OUTPUT_CLASSES: Final = "ml.output.classes"
+"""str[]: predicted labels of a classifier, most frequent first (capped)."""
+ML_OUTPUT_CLASS_COUNTS: Final = "ml.output.class_counts"
+"""int[]: rows predicted as each label of ``ml.output.classes``."""
+
+# Events and their attributes.
+
+ML_DRIFT_DETECTED: Final = "ml.drift.detected"
+"""Event: a feature's window drifted from the baseline."""
+ML_PREDICTION_LOW_CONFIDENCE: Final = "ml.prediction.low_confidence"
+"""Event: rows of the call scored below the confidence threshold."""
+ML_INPUT_OUT_OF_RANGE: Final = "ml.input.out_of_range"
+"""Event: a feature had values outside the training range, or missing."""
+ML_FEATURE_NAME: Final = "ml.feature.name"
+"""str: the feature an event or a drift point is about."""
+ML_DRIFT_STATISTIC: Final = "ml.drift.statistic"
+"""str: the drift statistic (``psi``...)."""
+ML_DRIFT_SCORE: Final = "ml.drift.score"
+"""float: the statistic's value for the window."""
+ML_DRIFT_THRESHOLD: Final = "ml.drift.threshold"
+"""float: the value above which the feature counts as drifted."""
+ML_DRIFT_WINDOW_ROWS: Final = "ml.drift.window.rows"
+"""int: rows in the window that was judged."""
+ML_DRIFT_FEATURE_COUNT: Final = "ml.drift.feature_count"
+"""int: features that drifted in the window closed by this call."""
+ML_PREDICTION_ROWS: Final = "ml.prediction.rows"
+"""int[]: indexes of the flagged rows in the call (capped)."""
+ML_PREDICTION_CONFIDENCE_THRESHOLD: Final = "ml.prediction.confidence.threshold"
+"""float: the low-confidence threshold in force."""
+ML_PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"
+"""float: one row's confidence (on log records)."""
+ML_PREDICTION_ROW: Final = "ml.prediction.row"
+"""int: one row's index in its call (on log records)."""
+ML_INPUT_OUT_OF_RANGE_COUNT: Final = "ml.input.out_of_range.count"
+"""int: values below the training minimum or above the training maximum."""
+ML_INPUT_MISSING_COUNT: Final = "ml.input.missing.count"
+"""int: missing values of a feature that had none in training."""
+ML_PREDICTION_LABEL: Final = "ml.prediction.label"
+"""str: one row's predicted label (on log records)."""
+ML_INPUT_VALUES: Final = "ml.input.values"
+"""str: JSON of one input row; only sent when capture is turned on."""
+
+# Metrics.
+
+ML_MODEL_PREDICTION_DURATION: Final = "ml.model.prediction.duration"
+"""Histogram, s: wall time of each call; ``error.type`` set on failures."""
+ML_MODEL_PREDICTIONS: Final = "ml.model.predictions"
+"""Counter, {prediction}: rows predicted."""
+ML_MODEL_PREDICTION_CONFIDENCE: Final = "ml.model.prediction.confidence"
+"""Histogram, 1: one point per call, the mean confidence of its rows."""
+ML_MODEL_LOW_CONFIDENCE_PREDICTIONS: Final = "ml.model.low_confidence_predictions"
+"""Counter, {prediction}: rows below the confidence threshold."""
+ML_MODEL_PREDICTION_CPU_TIME: Final = "ml.model.prediction.cpu_time"
+"""Histogram, s: CPU time of the calling thread during each call."""
+ML_FEATURE_DRIFT_SCORE: Final = "ml.feature.drift.score"
+"""Gauge, 1: the last drift score per feature and statistic."""
+PROCESS_MEMORY_USAGE: Final = "process.memory.usage"
+"""Observable gauge, By: resident set size of the process (standard name)."""
