@@ -181,12 +181,12 @@ def run_demo(
         loops: Times to send the three phases; 0 repeats until interrupted.
         port: Port of the server on 127.0.0.1; 0 picks a free one.
     """
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from werkzeug.serving import make_server
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
     rng = np.random.default_rng(7)
     data = load_breast_cancer()

@@ -9,6 +9,8 @@ depend on how traffic is batched. Memory is fixed by features x bins.
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -17,28 +19,19 @@ import numpy as np
 import numpy.typing as npt
 
 from otel_mlmon.baseline import Baseline
-from otel_mlmon.stats.binning import drift_bins, slot_counts, slot_counts_sparse
+from otel_mlmon.stats.binning import (
+    count_slots,
+    drift_bins,
+    slot_counts,
+    slot_counts_sparse,
+    slot_index,
+)
+from otel_mlmon.stats.divergence import psi
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Share given to a bin that is empty on one side, so that PSI stays finite;
-# the common choice of PSI implementations (about 1 in 10,000 rows).
-PSI_SMOOTHING = 1e-4
-
-
-def psi(expected: FloatArray, actual: FloatArray) -> FloatArray:
-    """Return the Population Stability Index per row of two share arrays.
-
-    Both arrays have shape (features, bins) and rows summing to 1. Empty
-    bins get the share :data:`PSI_SMOOTHING` before the logarithm.
-    """
-    expected = np.maximum(expected, PSI_SMOOTHING)
-    actual = np.maximum(actual, PSI_SMOOTHING)
-    result: FloatArray = ((actual - expected) * np.log(actual / expected)).sum(
-        axis=1
-    )
-    return result
+_PENDING_ROWS = 64
 
 
 @dataclasses.dataclass
@@ -52,11 +45,29 @@ class WindowVerdict:
 
 @dataclasses.dataclass
 class Observation:
-    """What one batch showed: range checks, and any windows it closed."""
+    """What one batch showed: its counting slots, and any windows it closed.
 
-    out_of_range: IntArray
-    unexpected_missing: IntArray
+    ``slots`` has shape (features, bins + 3), laid out as in
+    :mod:`otel_mlmon.stats.binning`.
+    """
+
+    slots: IntArray | None
     verdicts: list[WindowVerdict]
+    unexpected_missing_mask: IntArray
+    may_be_out_of_range: bool = True
+
+    def range_counts(self) -> tuple[IntArray, IntArray] | None:
+        """Return values outside the training range and unexpected nulls.
+
+        Both are per feature. Returns None when every count is zero.
+        """
+        if not self.may_be_out_of_range or self.slots is None:
+            return None
+        outside = self.slots[:, 0] + self.slots[:, -2]
+        missing = self.slots[:, -1] * self.unexpected_missing_mask
+        if not (outside.any() or missing.any()):
+            return None
+        return outside, missing
 
 
 class DriftMonitor:
@@ -69,11 +80,20 @@ class DriftMonitor:
         self.threshold = threshold
         self.window_rows = window_rows
         self._edges = baseline.counting_edges()
-        self._expected = baseline.fractions
-        self._train_has_nulls = baseline.counts[:, -1] > 0
+        self._expected = baseline.counts
+        self._no_train_nulls = (baseline.counts[:, -1] == 0).astype(np.int64)
         self._lock = threading.Lock()
-        self._window = np.zeros_like(baseline.counts)
+        self._window = np.zeros(
+            (len(baseline.feature_names), self._edges.shape[1] + 2),
+            dtype=np.int64,
+        )
         self._rows = 0
+        # Single rows inside the training range wait here and are counted
+        # in bulk, which costs far less than counting each on its own.
+        self._pending = np.empty((_PENDING_ROWS, len(baseline.feature_names)))
+        self._pending_rows = 0
+        self._low = baseline.low.tolist()
+        self._high = baseline.high.tolist()
         self._columns: dict[tuple[str, ...], IntArray | None] = {}
         self._identity = np.arange(len(baseline.feature_names), dtype=np.int64)
 
@@ -117,44 +137,90 @@ class DriftMonitor:
         if columns is not self._identity or values.shape[1] != len(columns):
             values = values[:, columns]
         rows = values.shape[0]
-        with self._lock:
-            start = self._rows
-        cuts = _window_cuts(start, rows, self.window_rows)
-        parts = [self._slots(values[a:b]) for a, b in zip(cuts, cuts[1:])]
-        slots = parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
-        verdicts = self._advance([drift_bins(part) for part in parts])
-        missing = np.where(self._train_has_nulls, 0, slots[:, -1])
-        return Observation(
-            out_of_range=slots[:, 0] + slots[:, -2],
-            unexpected_missing=missing,
-            verdicts=verdicts,
-        )
-
-    def _slots(self, values: Any) -> IntArray:
+        if rows == 1 and isinstance(values, np.ndarray):
+            observation = self._observe_row(values)
+            if observation is not None:
+                return observation
+        slot_count = self._edges.shape[1] + 2
+        index = None
         if isinstance(values, np.ndarray):
-            return slot_counts(values, self._edges)
-        return slot_counts_sparse(values, self._edges)
-
-    def _advance(self, parts: list[IntArray]) -> list[WindowVerdict]:
-        # Parts were cut against the row count read before binning; another
-        # thread may have added rows since, so windows are closed by the
-        # count under the lock, and a verdict can cover a few more rows.
-        verdicts = []
+            index = slot_index(values, self._edges)
+            slots = count_slots(index, slot_count)
+            # Slot 0 is below the training minimum; the last two slots are
+            # above the maximum and missing.
+            if rows == 1:
+                row = index[0].tolist()
+                flagged = 0 in row or max(row) >= slot_count - 2
+            else:
+                flagged = bool(index.min() == 0) or bool(
+                    index.max() >= slot_count - 2
+                )
+        else:
+            slots = slot_counts_sparse(values, self._edges)
+            flagged = True
         with self._lock:
-            for part in parts:
-                self._window += part
-                self._rows += int(part[0].sum())
-                if self._rows >= self.window_rows:
-                    verdicts.append(self._close())
+            if self._rows + rows < self.window_rows:
+                self._window += slots
+                self._rows += rows
+                verdicts = []
+            else:
+                verdicts = self._close_windows(values, index, slots)
+        return Observation(slots, verdicts, self._no_train_nulls, flagged)
+
+    def _observe_row(self, values: FloatArray) -> Observation | None:
+        """Queue one in-range, finite row; None if it needs a full count."""
+        row = values[0].tolist()
+        if not math.isfinite(sum(row)):
+            return None
+        if any(map(operator.lt, row, self._low)) or any(
+            map(operator.gt, row, self._high)
+        ):
+            return None
+        with self._lock:
+            self._pending[self._pending_rows] = values[0]
+            self._pending_rows += 1
+            self._rows += 1
+            if self._pending_rows == _PENDING_ROWS:
+                self._count_pending()
+            verdicts = (
+                [self._close()] if self._rows >= self.window_rows else []
+            )
+        return Observation(None, verdicts, self._no_train_nulls, False)
+
+    def _count_pending(self) -> None:
+        if self._pending_rows:
+            pending = self._pending[: self._pending_rows]
+            self._window += slot_counts(pending, self._edges)
+            self._pending_rows = 0
+
+    def _close_windows(
+        self, values: Any, index: IntArray | None, slots: IntArray
+    ) -> list[WindowVerdict]:
+        # Runs under the lock, once per window: the batch is cut at each
+        # window's last row and the parts counted apart, so windows hold
+        # exactly window_rows rows however traffic is batched.
+        cuts = _window_cuts(self._rows, values.shape[0], self.window_rows)
+        verdicts = []
+        for start, end in zip(cuts, cuts[1:]):
+            if len(cuts) == 2:
+                part = slots
+            elif index is not None:
+                part = count_slots(index[start:end], slots.shape[1])
+            else:
+                part = slot_counts_sparse(values[start:end], self._edges)
+            self._window += part
+            self._rows += end - start
+            if self._rows >= self.window_rows:
+                verdicts.append(self._close())
         return verdicts
 
     def _close(self) -> WindowVerdict:
-        actual = self._window / self._rows
-        scores = psi(self._expected, actual)
+        self._count_pending()
+        scores = psi(self._expected, drift_bins(self._window))
         order = np.argsort(-scores, kind="stable")
         drifted = [int(i) for i in order if scores[i] > self.threshold]
         verdict = WindowVerdict(rows=self._rows, scores=scores, drifted=drifted)
-        self._window = np.zeros_like(self._window)
+        self._window[:] = 0
         self._rows = 0
         return verdict
 

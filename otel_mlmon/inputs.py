@@ -38,11 +38,12 @@ class InputView:
 
     ``numeric`` is a 2-D float array or a scipy.sparse matrix of shape
     (rows, features) aligned with ``names``; it is None when the input could
-    not be read, and ``skipped`` then gives the reason.
+    not be read, and ``skipped`` then gives the reason. ``rows`` is None
+    when the row count is not known.
     """
 
     kind: str
-    rows: int
+    rows: int | None
     numeric: Any = None
     names: tuple[str, ...] = ()
     categorical: CategoricalSummary | None = None
@@ -79,7 +80,7 @@ def read_input(data: Any, names: Sequence[str] | None = None) -> InputView:
         return _read_list(data, names)
     return InputView(
         kind=type(data).__name__,
-        rows=0,
+        rows=None,
         skipped=f"unsupported input type {module}.{type(data).__qualname__}",
     )
 
@@ -96,7 +97,7 @@ def _read_array(
     if array.ndim != 2:
         return InputView(
             kind=kind,
-            rows=int(array.shape[0]) if array.ndim else 0,
+            rows=int(array.shape[0]) if array.ndim else None,
             skipped=f"input has {array.ndim} dimensions, not 1 or 2",
         )
     rows = int(array.shape[0])
@@ -110,7 +111,10 @@ def _read_array(
             )
         array = numeric
     elif array.dtype != np.float64:
-        array = array.astype(np.float64)
+        # Values beyond float64's range (long double) become inf, and so
+        # count as nulls; the cast's overflow warning is expected.
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float64)
     return InputView(
         kind=kind,
         rows=rows,
@@ -152,7 +156,7 @@ def _read_sparse(matrix: Any, names: Sequence[str] | None) -> InputView:
     shape = getattr(matrix, "shape", ())
     if len(shape) != 2:
         return InputView(
-            kind="sparse", rows=0, skipped="sparse input is not 2-D"
+            kind="sparse", rows=None, skipped="sparse input is not 2-D"
         )
     if matrix.dtype.kind not in _NUMERIC_KINDS:
         return InputView(
@@ -176,7 +180,7 @@ def _read_pandas(data: Any) -> InputView:
     if not isinstance(data, pd.DataFrame):
         return InputView(
             kind="pandas",
-            rows=0,
+            rows=None,
             skipped=f"unsupported pandas type {type(data).__name__}",
         )
     columns = [str(column) for column in data.columns]
@@ -190,7 +194,7 @@ def _read_pandas(data: Any) -> InputView:
     if textual.shape[1]:
         categorical = CategoricalSummary(
             names=[str(column) for column in textual.columns],
-            distinct_counts=[int(n) for n in textual.nunique().tolist()],
+            distinct_counts=_distinct_counts(textual),
             null_counts=[int(n) for n in textual.isna().sum().tolist()],
         )
     return InputView(
@@ -200,3 +204,11 @@ def _read_pandas(data: Any) -> InputView:
         names=numeric_names,
         categorical=categorical,
     )
+
+
+def _distinct_counts(frame: Any) -> list[int]:
+    try:
+        return [int(n) for n in frame.nunique().tolist()]
+    except TypeError:
+        # Unhashable cells, such as lists, are told apart by their repr.
+        return [int(frame[c].map(repr).nunique()) for c in frame.columns]

@@ -45,6 +45,8 @@ _LAST_PREDICTION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar
 )
 _default_processor: MLSpanProcessor | None = None
 _MAX_ERROR_TYPES = 32
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_FIRST_ROW = np.zeros(1, dtype=np.int64)
 
 
 def last_prediction_id() -> str | None:
@@ -236,17 +238,12 @@ class ModelMonitor:
     def _describe_call(
         self, span: Any, operation: str, data: Any, result: Any
     ) -> None:
+        # Each step has its own guard, so a failure in one (an input of an
+        # odd type, say) keeps what the others found on the span.
         metric_attributes = self._describe_operation(operation)[2]
-        view = read_input(data, self.feature_names)
         prediction_id = f"{random.getrandbits(128):032x}"
         _LAST_PREDICTION_ID.set(prediction_id)
-        attributes: dict[str, Any] = {
-            semconv.ML_BATCH_SIZE: view.rows,
-            semconv.ML_PREDICTION_ID: prediction_id,
-            semconv.ML_INPUT_TYPE: view.kind,
-        }
-        self._summarise_input(view, attributes)
-        output = read_output(operation, result, self.model)
+        attributes: dict[str, Any] = {semconv.ML_PREDICTION_ID: prediction_id}
         flags = PredictionFlags(
             model_name=self.name,
             model_version=self.version,
@@ -254,20 +251,37 @@ class ModelMonitor:
             threshold=self.config.low_confidence_threshold,
             max_rows=self.config.max_flagged_rows,
         )
-        self._read_confidence(output, attributes, flags, metric_attributes)
-        if view.rows >= self.config.min_summary_rows:
-            attributes.update(output.summary)
-        elif semconv.ML_OUTPUT_CLASSES in output.summary:
-            attributes.update(output.summary)
-        if self.drift is not None and view.numeric is not None and view.rows:
-            self._observe_drift(view, flags)
+        view = None
+        try:
+            view = read_input(data, self.feature_names)
+            self._summarise_input(view, attributes)
+        except Exception as error:  # pylint: disable=broad-except
+            self._log_once("summarise the input", error)
+        rows = view.rows if view is not None and view.rows is not None else 0
+        try:
+            output = read_output(operation, result, self.model)
+            self._read_confidence(output, attributes, flags, metric_attributes)
+            if rows >= self.config.min_summary_rows or (
+                semconv.ML_OUTPUT_CLASSES in output.summary
+            ):
+                attributes.update(output.summary)
+        except Exception as error:  # pylint: disable=broad-except
+            self._log_once("read the output", error)
+        if self.drift is not None and rows and view is not None:
+            try:
+                self._observe_drift(view, flags)
+            except Exception as error:  # pylint: disable=broad-except
+                self._log_once("update the drift windows", error)
         span.set_attributes(attributes)
-        if view.rows:
-            self._instruments.predictions.add(view.rows, metric_attributes)
+        if rows:
+            self._instruments.predictions.add(rows, metric_attributes)
         if flags:
             if self.config.capture_inputs and flags.low_rows is not None:
+                assert view is not None
                 flags.captured = _capture_rows(
-                    data, view, flags.low_rows[: flags.max_rows],
+                    data,
+                    view,
+                    flags.low_rows[: flags.max_rows],
                     self.config.redact_features,
                 )
             self._find_processor().on_prediction(span, flags)
@@ -275,6 +289,9 @@ class ModelMonitor:
     def _summarise_input(
         self, view: InputView, attributes: dict[str, Any]
     ) -> None:
+        attributes[semconv.ML_INPUT_TYPE] = view.kind
+        if view.rows is not None:
+            attributes[semconv.ML_BATCH_SIZE] = view.rows
         if view.numeric is None:
             attributes[semconv.ML_INPUT_SUMMARY_SKIPPED] = (
                 view.skipped or "no numeric input"
@@ -337,7 +354,7 @@ class ModelMonitor:
                 )
                 return
             lowest = mean = value
-            low = np.flatnonzero(confidence < flags.threshold)
+            low = _FIRST_ROW if value < flags.threshold else _NO_ROWS
         else:
             finite = np.isfinite(confidence)
             if not finite.any():
@@ -364,6 +381,8 @@ class ModelMonitor:
 
     def _observe_drift(self, view: InputView, flags: PredictionFlags) -> None:
         assert self.drift is not None
+        if view.numeric is None:
+            return
         columns = self.drift.columns_for(view.names)
         if columns is None:
             self._log_once(
@@ -376,8 +395,10 @@ class ModelMonitor:
             return
         observation = self.drift.observe(view.numeric, columns)
         flags.out_of_range = _range_flags(observation, self.drift.feature_names)
+        if observation.verdicts:
+            # A gauge keeps only its last value, so one record per call.
+            self._record_drift_scores(observation.verdicts[-1].scores)
         for verdict in observation.verdicts:
-            self._record_drift_scores(verdict.scores)
             if verdict.drifted:
                 names = self.drift.feature_names
                 flags.drifted = [
@@ -443,11 +464,11 @@ def _shared_processor() -> MLSpanProcessor:
 def _range_flags(
     observation: Observation, names: Sequence[str]
 ) -> list[FeatureFlag]:
-    outside = observation.out_of_range
-    missing = observation.unexpected_missing
-    flagged = np.flatnonzero((outside > 0) | (missing > 0))
-    if not len(flagged):
+    counts = observation.range_counts()
+    if counts is None:
         return []
+    outside, missing = counts
+    flagged = np.flatnonzero((outside > 0) | (missing > 0))
     order = flagged[np.argsort(-(outside + missing)[flagged], kind="stable")]
     return [
         FeatureFlag(

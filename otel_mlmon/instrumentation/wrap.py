@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.metrics import MeterProvider
@@ -78,25 +78,51 @@ class InstrumentedModel:
     def __repr__(self) -> str:
         return repr(object.__getattribute__(self, _MODEL))
 
-    def __getitem__(self, key: Any) -> Any:
-        return object.__getattribute__(self, _MODEL)[key]
-
-    def __len__(self) -> int:
-        return len(object.__getattribute__(self, _MODEL))
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(object.__getattribute__(self, _MODEL))
-
     def __reduce_ex__(self, protocol: Any) -> Any:
         return object.__getattribute__(self, _MODEL).__reduce_ex__(protocol)
 
     def __copy__(self) -> InstrumentedModel:
         model = copy.copy(object.__getattribute__(self, _MODEL))
-        return InstrumentedModel(model, object.__getattribute__(self, _MONITOR))
+        return type(self)(model, object.__getattribute__(self, _MONITOR))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> InstrumentedModel:
         model = copy.deepcopy(object.__getattribute__(self, _MODEL), memo)
-        return InstrumentedModel(model, object.__getattribute__(self, _MONITOR))
+        return type(self)(model, object.__getattribute__(self, _MONITOR))
+
+
+def _forward(name: str) -> Any:
+    def special(self: InstrumentedModel, *args: Any) -> Any:
+        model = object.__getattribute__(self, _MODEL)
+        return getattr(model, name)(*args)
+
+    special.__name__ = name
+    return special
+
+
+_FORWARDED = ("__len__", "__iter__", "__getitem__", "__contains__", "__bool__")
+_proxy_classes: dict[type, type] = {}
+
+
+def _proxy_class(model_type: type) -> type:
+    """Return the proxy class for a model class.
+
+    Python looks special methods up on the type, so ``len()``, iteration
+    and indexing work only if the proxy class defines them. It defines
+    exactly those the model's class has (a Pipeline has ``__len__``, most
+    estimators do not), so ``bool()`` and ``hasattr`` match the model.
+    """
+    found = _proxy_classes.get(model_type)
+    if found is None:
+        methods = {
+            name: _forward(name)
+            for name in _FORWARDED
+            if hasattr(model_type, name)
+        }
+        methods["__slots__"] = ()
+        found = type("InstrumentedModel", (InstrumentedModel,), methods)
+        if len(_proxy_classes) < 256:
+            _proxy_classes[model_type] = found
+    return found
 
 
 def wrap_model(
@@ -158,7 +184,8 @@ def wrap_model(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
     )
-    return InstrumentedModel(model, monitor)
+    proxy: InstrumentedModel = _proxy_class(type(model))(model, monitor)
+    return proxy
 
 
 def unwrap_model(model: Any) -> Any:
@@ -178,7 +205,7 @@ def monitor_of(model: Any) -> ModelMonitor | None:
 
 def isinstance_proxy(model: Any) -> bool:
     """Tell whether ``model`` is a proxy from :func:`wrap_model`."""
-    return type(model) is InstrumentedModel
+    return issubclass(type(model), InstrumentedModel)
 
 
 def framework_of(model: Any) -> str:

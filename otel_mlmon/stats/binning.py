@@ -17,6 +17,7 @@ them empty in training and live data alike, so no deduplication is needed.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -48,30 +49,74 @@ def counting_edges(
     return np.column_stack([low, inner_edges, above]).astype(np.float64)
 
 
-def slot_counts(values: FloatArray, edges: FloatArray) -> IntArray:
-    """Count a dense batch into the counting slots of each feature.
+def slot_index(values: FloatArray, edges: FloatArray) -> IntArray:
+    """Return the counting slot of every value of a dense batch.
 
     Args:
         values: Shape (rows, features), aligned with ``edges``.
         edges: Shape (features, bins + 1), from :func:`counting_edges`.
 
     Returns:
-        Shape (features, bins + 3) counts, laid out as the module says.
+        Shape (rows, features): slot numbers, laid out as the module says.
     """
-    features, framed = edges.shape
-    slots = framed + 2
-    missing = framed + 1
-    finite = np.isfinite(values)
+    framed = edges.shape[1]
     if values.shape[0] <= _BROADCAST_MAX_ROWS:
-        index = (values[:, :, None] >= edges[None, :, :]).sum(axis=2)
+        index = (values[:, :, None] >= edges).sum(axis=2)
     else:
         index = np.zeros(values.shape, dtype=np.int64)
         for column in range(framed):
             index += values >= edges[:, column]
-    index = np.where(finite, index, missing)
-    index += np.arange(features, dtype=np.int64) * slots
-    counts = np.bincount(index.ravel(), minlength=features * slots)
+    if not all_finite(values):
+        index[~np.isfinite(values)] = framed + 1
+    return index
+
+
+def all_finite(values: FloatArray) -> bool:
+    """Tell whether every value of a 2-D float array is finite.
+
+    A finite sum (one row) or a finite range (more rows) implies it; both
+    cost less than a mask and a reduction, and Python float arithmetic
+    never warns. An overflow to inf only gives a false "no".
+    """
+    if values.shape[0] == 1:
+        return math.isfinite(sum(values[0].tolist()))
+    if not values.size:
+        return True
+    return math.isfinite(float(values.max()) - float(values.min()))
+
+
+def count_slots(index: IntArray, slots: int) -> IntArray:
+    """Count slot numbers from :func:`slot_index` per feature.
+
+    Returns:
+        Shape (features, slots).
+    """
+    features = index.shape[1]
+    flat = index + _offsets(features, slots)
+    counts = np.bincount(flat.ravel(), minlength=features * slots)
     return counts.reshape(features, slots)
+
+
+def slot_counts(values: FloatArray, edges: FloatArray) -> IntArray:
+    """Count a dense batch into the counting slots of each feature.
+
+    Returns:
+        Shape (features, bins + 3) counts, laid out as the module says.
+    """
+    return count_slots(slot_index(values, edges), edges.shape[1] + 2)
+
+
+_offset_cache: dict[tuple[int, int], IntArray] = {}
+
+
+def _offsets(features: int, slots: int) -> IntArray:
+    key = (features, slots)
+    offsets = _offset_cache.get(key)
+    if offsets is None:
+        offsets = np.arange(features, dtype=np.int64) * slots
+        if len(_offset_cache) < 64:
+            _offset_cache[key] = offsets
+    return offsets
 
 
 def slot_counts_sparse(matrix: Any, edges: FloatArray) -> IntArray:

@@ -3,11 +3,14 @@
 Non-finite values (NaN, +-inf) count as nulls and are left out of the other
 statistics. A feature with no finite value gets 0 for its mean, std, min and
 max, so every exported value is finite; its null count tells it apart.
+Values near the float64 limit (1e308) would overflow a plain sum, so such
+columns are summarised scaled down by their largest magnitude.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -29,42 +32,66 @@ class FeatureSummary:
 
 def summarise_dense(values: FloatArray) -> FeatureSummary:
     """Summarise the columns of a 2-D float array with at least one row."""
+    if values.shape[0] == 1:
+        row = values[0].tolist()
+        if math.isfinite(sum(row)):
+            zeros = [0.0] * len(row)
+            return FeatureSummary(row, zeros, row, row, [0] * len(row))
     finite = np.isfinite(values)
     if finite.all():
-        return _summarise_finite(values)
-    counts = finite.sum(axis=0)
+        counts = np.full(values.shape[1], values.shape[0])
+        low = values.min(axis=0)
+        high = values.max(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = values.mean(axis=0)
+            std = np.sqrt(np.square(values - mean).mean(axis=0))
+    else:
+        counts = finite.sum(axis=0)
+        zeroed = np.where(finite, values, 0.0)
+        low = np.where(finite, values, np.inf).min(axis=0)
+        high = np.where(finite, values, -np.inf).max(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = _moments(zeroed, finite, counts)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        mean, std = _scaled_moments(values, finite, counts, low, high)
+    return _summary(mean, std, low, high, counts, values.shape[0])
+
+
+def _moments(
+    zeroed: FloatArray, finite: Any, counts: Any
+) -> tuple[FloatArray, FloatArray]:
     divisor = np.maximum(counts, 1)
-    zeroed = np.where(finite, values, 0.0)
     mean = zeroed.sum(axis=0) / divisor
-    centred = np.where(finite, values - mean, 0.0)
+    centred = np.where(finite, zeroed - mean, 0.0)
     std = np.sqrt(np.square(centred).sum(axis=0) / divisor)
-    low = np.where(finite, values, np.inf).min(axis=0)
-    high = np.where(finite, values, -np.inf).max(axis=0)
+    return mean, std
+
+
+def _scaled_moments(
+    values: FloatArray, finite: Any, counts: Any, low: Any, high: Any
+) -> tuple[FloatArray, FloatArray]:
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum(np.abs(np.where(counts > 0, low, 0.0)),
+                           np.abs(np.where(counts > 0, high, 0.0)))
+    scale = np.where(scale > 0, scale, 1.0)
+    zeroed = np.where(finite, values, 0.0) / scale
+    mean, std = _moments(zeroed, finite, counts)
+    return mean * scale, std * scale
+
+
+def _summary(
+    mean: Any, std: Any, low: Any, high: Any, counts: Any, rows: int
+) -> FeatureSummary:
     empty = counts == 0
-    low[empty] = 0.0
-    high[empty] = 0.0
+    if empty.any():
+        for array in (mean, std, low, high):
+            array[empty] = 0.0
     return FeatureSummary(
         mean=mean.tolist(),
         std=std.tolist(),
         min=low.tolist(),
         max=high.tolist(),
-        null_count=(values.shape[0] - counts).tolist(),
-    )
-
-
-def _summarise_finite(values: FloatArray) -> FeatureSummary:
-    if values.shape[0] == 1:
-        row = values[0].tolist()
-        zeros = [0.0] * len(row)
-        return FeatureSummary(row, zeros, row, row, [0] * len(row))
-    mean = values.mean(axis=0)
-    std = np.sqrt(np.square(values - mean).mean(axis=0))
-    return FeatureSummary(
-        mean=mean.tolist(),
-        std=std.tolist(),
-        min=values.min(axis=0).tolist(),
-        max=values.max(axis=0).tolist(),
-        null_count=[0] * values.shape[1],
+        null_count=(rows - counts).tolist(),
     )
 
 
@@ -83,10 +110,6 @@ def summarise_sparse(matrix: Any) -> FeatureSummary:
     columns = columns[finite]
     data = data[finite]
     counts = rows - nulls
-    divisor = np.maximum(counts, 1)
-    mean = np.bincount(columns, weights=data, minlength=width) / divisor
-    squares = np.bincount(columns, weights=data * data, minlength=width)
-    variance = np.maximum(squares / divisor - mean * mean, 0.0)
     stored = np.bincount(columns, minlength=width)
     has_zero = stored < counts
     low = np.where(has_zero, 0.0, np.inf)
@@ -96,10 +119,16 @@ def summarise_sparse(matrix: Any) -> FeatureSummary:
     empty = counts == 0
     low[empty] = 0.0
     high[empty] = 0.0
-    return FeatureSummary(
-        mean=mean.tolist(),
-        std=np.sqrt(variance).tolist(),
-        min=low.tolist(),
-        max=high.tolist(),
-        null_count=nulls.tolist(),
-    )
+    scale = np.maximum(np.abs(low), np.abs(high))
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = data / scale[columns]
+    divisor = np.maximum(counts, 1)
+    mean = np.bincount(columns, weights=scaled, minlength=width) / divisor
+    # Two passes: squared deviations of the stored values, plus those of
+    # the implicit zeros, which a sum of squares minus the squared mean
+    # would lose to cancellation for large offsets.
+    deviation = scaled - mean[columns]
+    squares = np.bincount(columns, weights=deviation * deviation, minlength=width)
+    squares += (counts - stored) * mean * mean
+    std = np.sqrt(squares / divisor)
+    return _summary(mean * scale, std * scale, low, high, counts, rows)
