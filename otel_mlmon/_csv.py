@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ def read_numeric_csv(
 
 
 def _read_rows(
-    reader: "csv._reader", names: list[str], keep: list[int], path: str | Path
+    reader: Iterator[list[str]], names: list[str], keep: list[int], path: str | Path
 ) -> list[list[float]]:
     rows = []
     for line, cells in enumerate(reader, start=2):

@@ -99,28 +99,38 @@ def configure_telemetry(
 def _otlp_exporters() -> tuple[Any, Any, Any]:
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
-            OTLPLogExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter,
-        )
-    elif protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[no-redef]
-            OTLPLogExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[no-redef]
-            OTLPMetricExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[no-redef]
-            OTLPSpanExporter,
-        )
-    else:
-        raise ValueError(
-            f"Invalid OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected "
-            "grpc or http/protobuf"
-        )
+        return _grpc_exporters()
+    if protocol == "http/protobuf":
+        return _http_exporters()
+    raise ValueError(
+        f"Invalid OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected grpc "
+        "or http/protobuf"
+    )
+
+
+def _grpc_exporters() -> tuple[Any, Any, Any]:
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+        OTLPLogExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter,
+    )
+
+    return OTLPSpanExporter(), OTLPMetricExporter(), OTLPLogExporter()
+
+
+def _http_exporters() -> tuple[Any, Any, Any]:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter,
+    )
+
     return OTLPSpanExporter(), OTLPMetricExporter(), OTLPLogExporter()

@@ -217,7 +217,7 @@ def run_demo(
         ),
     )
     app = build_app(wrapped, names)
-    FlaskInstrumentor().instrument_app(
+    FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
         app,
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
@@ -235,7 +235,7 @@ def run_demo(
     finally:
         server.shutdown()
         thread.join()
-        FlaskInstrumentor().uninstrument_app(app)
+        FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
         telemetry.shutdown()
     result.spans = collector.records
     result.destination = telemetry.destination

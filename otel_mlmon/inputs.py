@@ -153,7 +153,7 @@ def _read_list(data: Sequence[Any], names: Sequence[str] | None) -> InputView:
 
 
 def _read_sparse(matrix: Any, names: Sequence[str] | None) -> InputView:
-    shape = getattr(matrix, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(matrix, "shape", ()))
     if len(shape) != 2:
         return InputView(
             kind="sparse", rows=None, skipped="sparse input is not 2-D"

@@ -297,7 +297,7 @@ class ModelMonitor:
                 view.skipped or "no numeric input"
             )
             return
-        if view.rows == 0:
+        if not view.rows:
             attributes[semconv.ML_INPUT_SUMMARY_SKIPPED] = "empty batch"
             return
         if view.rows < self.config.min_summary_rows:

@@ -60,6 +60,7 @@ def slot_index(values: FloatArray, edges: FloatArray) -> IntArray:
         Shape (rows, features): slot numbers, laid out as the module says.
     """
     framed = edges.shape[1]
+    index: IntArray
     if values.shape[0] <= _BROADCAST_MAX_ROWS:
         index = (values[:, :, None] >= edges).sum(axis=2)
     else:
@@ -94,7 +95,8 @@ def count_slots(index: IntArray, slots: int) -> IntArray:
     features = index.shape[1]
     flat = index + _offsets(features, slots)
     counts = np.bincount(flat.ravel(), minlength=features * slots)
-    return counts.reshape(features, slots)
+    shaped: IntArray = counts.reshape(features, slots)
+    return shaped
 
 
 def slot_counts(values: FloatArray, edges: FloatArray) -> IntArray:
