@@ -43,7 +43,7 @@ class WindowVerdict:
     drifted: list[int]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Observation:
     """What one batch showed: its counting slots, and any windows it closed.
 

@@ -32,7 +32,7 @@ class CategoricalSummary:
     null_counts: list[int]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class InputView:
     """A model input as numeric columns, with names and a row count.
 

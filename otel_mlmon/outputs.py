@@ -26,7 +26,7 @@ MAX_CLASSES = 10
 PROBABILITY_OPERATIONS = frozenset({"predict_proba", "predict_log_proba"})
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class OutputView:
     """Confidence per row where the output has it, and summary attributes."""
 
@@ -78,8 +78,10 @@ def _read_probabilities(
     confidence = result.max(axis=1)
     if operation == "predict_log_proba":
         confidence = np.exp(confidence)
+    if confidence.dtype != np.float64:
+        confidence = confidence.astype(np.float64)
     return OutputView(
-        confidence=confidence.astype(np.float64, copy=False),
+        confidence=confidence,
         classes=classes,
         probabilities=result,
     )

@@ -48,7 +48,7 @@ class FeatureFlag:
     missing: int = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class PredictionFlags:
     """Everything a processor needs to flag one prediction call."""
 

@@ -109,6 +109,33 @@ class ModelMonitor:
         self._error_attributes: dict[tuple[str, str], dict[str, Any]] = {}
         self._failures: set[str] = set()
         self._processor: tuple[Any, MLSpanProcessor] | None = None
+        self._traced: dict[tuple[str, Any, int], Callable[..., Any]] = {}
+
+    def traced_method(
+        self, operation: str, method: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """Return a function that calls ``method`` inside a prediction span.
+
+        Bound methods of the same function and instance share one wrapper,
+        so reading ``model.predict`` in a loop builds no new closure.
+        """
+        key = (
+            operation,
+            getattr(method, "__func__", method),
+            id(getattr(method, "__self__", None)),
+        )
+        traced = self._traced.get(key)
+        if traced is None:
+
+            def traced(*args: Any, **kwargs: Any) -> Any:
+                return self.call(operation, method, args, kwargs)
+
+            traced.__name__ = operation
+            traced.__doc__ = getattr(method, "__doc__", None)
+            traced.__wrapped__ = method  # type: ignore[attr-defined]
+            if len(self._traced) < 64:
+                self._traced[key] = traced
+        return traced
 
     def call(
         self,

@@ -56,15 +56,8 @@ class InstrumentedModel:
         value = getattr(model, name)
         if name not in TRACED_METHODS or not callable(value):
             return value
-        monitor = object.__getattribute__(self, _MONITOR)
-
-        def traced(*args: Any, **kwargs: Any) -> Any:
-            return monitor.call(name, value, args, kwargs)
-
-        traced.__name__ = name
-        traced.__doc__ = getattr(value, "__doc__", None)
-        traced.__wrapped__ = value  # type: ignore[attr-defined]
-        return traced
+        monitor: ModelMonitor = object.__getattribute__(self, _MONITOR)
+        return monitor.traced_method(name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(object.__getattribute__(self, _MODEL), name, value)

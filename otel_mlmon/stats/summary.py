@@ -19,7 +19,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class FeatureSummary:
     """Statistics per feature, as plain Python lists ready for attributes."""
 
