@@ -1,11 +1,11 @@
 """The demo: a real model served by Flask, traced, measured and flagged.
 
 It trains a classifier on scikit-learn's breast cancer data set (569 real
-tumour measurements, 30 features), fits a baseline on the training split,
-serves the model over HTTP on 127.0.0.1 with Flask instrumented, and sends
-three phases of traffic: the held-out rows, a shifted copy of them (drift),
-and blends of two classes' rows (low confidence). It then prints what the
-telemetry showed.
+tumour measurements, 30 features) and fits a baseline on the training split.
+It serves the model over HTTP on 127.0.0.1 with Flask instrumented. Then it
+sends three phases of traffic: the held-out rows, a shifted copy of them
+(drift), and blends of two classes' rows (low confidence). Last, it prints
+what the telemetry showed.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ DEMO_CONFIDENCE_THRESHOLD = 0.8
 
 @dataclasses.dataclass
 class SpanRecord:
-    """What the summary needs of one prediction span."""
+    """Duration, id and events of one prediction span, for the summary."""
 
     duration_s: float
     prediction_id: str
@@ -300,8 +300,12 @@ class _ProgressBar:
             return
         self._shown = percent
         filled = self.width * done // max(self.total, 1)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} requests"
-        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty else "\n"))
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"[{bar}] {done}/{self.total} requests"
+        if self.tty:
+            self.stream.write("\r" + line)
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:

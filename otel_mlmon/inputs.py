@@ -37,8 +37,8 @@ class InputView:
     """A model input as numeric columns, with names and a row count.
 
     ``numeric`` is a 2-D float array or a scipy.sparse matrix of shape
-    (rows, features) aligned with ``names``; it is None when the input could
-    not be read, and ``skipped`` then gives the reason. ``rows`` is None
+    (rows, features) aligned with ``names``. It is None when the input could
+    not be read, and then ``skipped`` gives the reason. ``rows`` is None
     when the row count is not known.
     """
 
@@ -210,5 +210,5 @@ def _distinct_counts(frame: Any) -> list[int]:
     try:
         return [int(n) for n in frame.nunique().tolist()]
     except TypeError:
-        # Unhashable cells, such as lists, are told apart by their repr.
+        # Unhashable cells, such as lists, are compared by their repr.
         return [int(frame[c].map(repr).nunique()) for c in frame.columns]

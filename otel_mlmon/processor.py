@@ -1,9 +1,9 @@
 """MLSpanProcessor: turns a prediction's flags into span events and logs.
 
 The SDK rejects events on a span that has ended, and a processor's
-``on_end`` only sees a read-only span. So the instrumentation hands each
-flagged prediction to :meth:`MLSpanProcessor.on_prediction` while its span
-is still live, and the events land on the exported span.
+``on_end`` gets a read-only span. So the instrumentation hands each flagged
+prediction to :meth:`MLSpanProcessor.on_prediction` while its span is still
+live, and the events land on the exported span.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class PredictionFlags:
 class MLSpanProcessor(SpanProcessor):
     """Flag drift, low confidence and out-of-range inputs on prediction spans.
 
-    Add it to the tracer provider to configure where its log records go;
-    without one there, the instrumentation uses a default instance that
+    Add it to the tracer provider to choose where its log records go.
+    Without one there, the instrumentation uses a default instance that
     logs through the global logger provider. ``on_start`` and ``on_end``
     do nothing: the work happens in :meth:`on_prediction`, on the caller's
     thread, and it never raises into the caller.
