@@ -1,8 +1,8 @@
 """The metric instruments of otel_mlmon, built once per meter provider.
 
 Each ``create_*`` factory sets an instrument's name, unit and description
-together, from :mod:`otel_mlmon.semconv`. :class:`Instruments` holds one of
-each; models that share a meter provider share them.
+together, from :mod:`otel_mlmon.semconv`. :class:`Instruments` has one of
+each, and models that share a meter provider share them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Non-finite values (NaN, +-inf) count as nulls and are left out of the other
 statistics. A feature with no finite value gets 0 for its mean, std, min and
-max, so every exported value is finite; its null count tells it apart.
+max, so every exported value is finite, and its null count shows why.
 Values near the float64 limit (1e308) would overflow a plain sum, so such
 columns are summarised scaled down by their largest magnitude.
 """
