@@ -68,7 +68,12 @@ def configure_telemetry(
     ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` apply as usual;
     ``service_name`` is the default name.
     """
-    resource = Resource.create({"service.name": service_name})
+    # Resource.create lets explicit attributes win over the environment, so
+    # the default name is passed only when the environment names none.
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in (
+        os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    )
+    resource = Resource.create({} if named else {"service.name": service_name})
     if otlp_endpoint_configured():
         spans, metrics, logs = _otlp_exporters()
         destination = "OTLP " + (

@@ -457,19 +457,36 @@ def run_traffic(
     return dict(json.loads(manifest.read_text(encoding="utf-8")))
 
 
+DEMO_JOB = "otel-mlmon-demo"
+"""The Prometheus job of the demo's series: its service.name."""
+
+
 def run_extra_traffic(collector_ports: CollectorPorts, log_dir: Path) -> None:
-    """Run OTEL_MLMON_TRAFFIC_COMMAND, if set, against the Collector's OTLP/HTTP receiver."""
+    """Run the package's demo against the Collector's OTLP/HTTP receiver.
+
+    OTEL_MLMON_TRAFFIC_COMMAND replaces the demo with another command, and
+    ``none`` turns the extra traffic off.
+    """
     command = os.environ.get("OTEL_MLMON_TRAFFIC_COMMAND")
-    if not command:
+    if command == "none":
         return
+    arguments = (
+        shlex.split(command)
+        if command
+        else [
+            sys.executable, "-m", "otel_mlmon.cli", "demo", "--loops", "1",
+            "--out", str(log_dir / "demo"),
+        ]
+    )  # fmt: skip
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_ports.otlp_http}",
     }
+    env.pop("OTEL_SERVICE_NAME", None)
     with (log_dir / "extra-traffic.log").open("wb") as log:
         subprocess.run(
-            shlex.split(command), env=env, stdout=log, stderr=subprocess.STDOUT,
+            arguments, env=env, stdout=log, stderr=subprocess.STDOUT,
             timeout=600, check=True,
         )  # fmt: skip
 

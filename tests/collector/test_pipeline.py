@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 from collector_stack import (
+    DEMO_JOB,
     LogSink,
     PipelineStack,
     TraceSink,
@@ -62,6 +64,21 @@ def test_metric_arrives_under_translated_name(
     """Each otel_mlmon metric is in Prometheus under its translated name."""
     result = series(pipeline, f'{prometheus_name}{{job="{TRAFFIC_JOB}"}}')
     assert result, f"{otel_name} not found in Prometheus as {prometheus_name}"
+
+
+def test_demo_metrics_reach_prometheus(pipeline: PipelineStack) -> None:
+    """The demo's model series arrive in Prometheus through the Collector."""
+    if os.environ.get("OTEL_MLMON_TRAFFIC_COMMAND"):
+        pytest.skip("OTEL_MLMON_TRAFFIC_COMMAND replaced the demo traffic")
+    for name in PROMETHEUS_NAMES.values():
+        found = series(pipeline, f'{name}{{job="{DEMO_JOB}"}}')
+        assert found, f"{name} missing for the demo's job {DEMO_JOB}"
+    rows = series(
+        pipeline,
+        f'ml_model_predictions_total{{job="{DEMO_JOB}",'
+        'ml_model_name="breast_cancer_clf"}',
+    )
+    assert float(rows[0]["value"][1]) >= 407
 
 
 def test_metric_names_match_every_job(pipeline: PipelineStack) -> None:
