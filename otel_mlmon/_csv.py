@@ -95,3 +95,70 @@ def _parse(cell: str, name: str, line: int, path: str | Path) -> float:
             f"value {text!r}; encode the column as numbers or leave it out "
             f"with --drop {name!r}"
         ) from None
+
+
+def read_csv_columns(path: str | Path) -> tuple[list[str], list[list[str]]]:
+    """Read a CSV file with a header row into names and text columns.
+
+    Raises:
+        CsvError: The file is missing or empty, has no data rows, or a row
+            has the wrong number of cells.
+    """
+    source = Path(path)
+    try:
+        handle = source.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise CsvError(f"CSV file not found: {path}") from None
+    except OSError as error:
+        raise CsvError(f"Cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise CsvError(
+                f"{path} is empty; it needs a header row of column names "
+                "and one row per sample"
+            )
+        names = [cell.strip() for cell in header]
+        columns: list[list[str]] = [[] for _ in names]
+        for line, cells in enumerate(reader, start=2):
+            if not cells:
+                continue
+            if len(cells) != len(names):
+                raise CsvError(
+                    f"{path}, line {line}: {len(cells)} cells, but the header "
+                    f"has {len(names)} columns"
+                )
+            for column, cell in zip(columns, cells):
+                column.append(cell.strip())
+    if not columns[0]:
+        raise CsvError(f"{path} has a header but no data rows")
+    return names, columns
+
+
+def parse_numeric_column(
+    cells: Sequence[str], name: str, path: str | Path
+) -> FloatArray:
+    """Parse one column of :func:`read_csv_columns` into floats.
+
+    Raises:
+        CsvError: A cell is not a number; the message names its line.
+    """
+    values = np.empty(len(cells), dtype=np.float64)
+    for index, cell in enumerate(cells):
+        text = cell.strip()
+        try:
+            values[index] = math.nan if text.lower() in _MISSING else float(text)
+        except ValueError:
+            raise CsvError(
+                f"{path}, line {index + 2}: column {name!r} has the "
+                f"non-numeric value {text!r}, but the baseline profiles "
+                f"{name!r} as a numeric feature; fix the value or rebuild "
+                "the baseline"
+            ) from None
+    return values
+
+
+def is_missing(cell: str) -> bool:
+    """Tell whether a CSV cell stands for a missing value."""
+    return cell.strip().lower() in _MISSING

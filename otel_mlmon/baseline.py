@@ -2,8 +2,11 @@
 
 A baseline stores, per numeric feature, quantile bin edges with open outer
 bins, the training count in each bin and in a missing-value bin, and the
-mean, std, min, max and null rate. It can also profile the model's outputs
-at training time. It is saved as versioned JSON.
+mean, std, min, max and null rate. Per categorical feature it stores the
+most frequent categories with their counts, an "other" count for the rest
+and a missing count. It can also profile the model's predictions and their
+confidence at training time. It is saved as versioned JSON: version 2
+writes all of this, and version 1 files (numeric features only) still load.
 """
 
 from __future__ import annotations
@@ -27,13 +30,110 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SCHEMA = "otel_mlmon.baseline"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _MAX_BINS = 100
 _MAX_LABELS = 100
+_OUTPUT_BINS = 10
+MAX_CATEGORIES = 20
+"""Categories of a categorical feature kept by name; the rest are "other"."""
+MAX_KNOWN_CATEGORIES = 10_000
+"""Training categories beyond the top ones that a baseline lists at most.
+
+A live value in this list counts as "other"; a value in neither list counts
+as unseen in training. Past this many, every value outside the top ones
+counts as "other", and the unseen bin stays empty.
+"""
 
 
 class BaselineError(ValueError):
     """A baseline cannot be built or read; the message names the fix."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CategoricalProfile:
+    """Training counts of one categorical feature.
+
+    ``counts`` has one entry per category in ``categories`` (most frequent
+    first), then "other", then "unseen" (always 0 in training), then
+    missing.
+    """
+
+    name: str
+    categories: tuple[str, ...]
+    counts: IntArray
+    known_other: tuple[str, ...] | None
+    distinct: int
+
+    @property
+    def bin_labels(self) -> tuple[str, ...]:
+        """Labels of the bins on metrics: indexes, never category values."""
+        return (
+            *(str(i) for i in range(len(self.categories))),
+            "other",
+            "unseen",
+            "missing",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as a JSON-ready feature entry."""
+        return {
+            "name": self.name,
+            "kind": "categorical",
+            "categories": list(self.categories),
+            "counts": self.counts[:-3].tolist(),
+            "other": int(self.counts[-3]),
+            "missing": int(self.counts[-1]),
+            "known_other": (
+                None if self.known_other is None else list(self.known_other)
+            ),
+            "distinct": self.distinct,
+        }
+
+    @classmethod
+    def fit(cls, name: str, values: Any) -> CategoricalProfile:
+        """Profile a column of category values; None and NaN are missing."""
+        import pandas as pd
+
+        column = pd.Series(values, dtype="object")
+        missing = int(column.isna().sum())
+        frequencies = column.dropna().astype(str).value_counts(sort=True)
+        top = frequencies.iloc[:MAX_CATEGORIES]
+        rest = frequencies.iloc[MAX_CATEGORIES:]
+        known = (
+            tuple(sorted(str(v) for v in rest.index))
+            if len(rest) <= MAX_KNOWN_CATEGORIES
+            else None
+        )
+        counts = np.array(
+            [*top.tolist(), int(rest.sum()), 0, missing], dtype=np.int64
+        )
+        return cls(
+            name=name,
+            categories=tuple(str(v) for v in top.index),
+            counts=counts,
+            known_other=known,
+            distinct=int(len(frequencies)),
+        )
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> CategoricalProfile:
+        """Rebuild a profile from :meth:`to_dict` output."""
+        categories = tuple(str(c) for c in entry["categories"])
+        counts = [int(c) for c in entry["counts"]]
+        if len(counts) != len(categories):
+            raise ValueError(f"categories and counts of {entry['name']!r}")
+        known = entry.get("known_other")
+        return cls(
+            name=str(entry["name"]),
+            categories=categories,
+            counts=np.array(
+                [*counts, int(entry["other"]), 0, int(entry["missing"])],
+                dtype=np.int64,
+            ),
+            known_other=None if known is None else tuple(map(str, known)),
+            distinct=int(entry.get("distinct", len(categories))),
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -52,6 +152,8 @@ class Baseline:
     std: FloatArray
     rows: int
     predictions: dict[str, Any] | None = None
+    categorical: tuple[CategoricalProfile, ...] = ()
+    confidence: dict[str, Any] | None = None
 
     @property
     def bins(self) -> int:
@@ -79,27 +181,38 @@ class Baseline:
         feature_names: Sequence[str] | None = None,
         bins: int = 10,
         predictions: Any = None,
+        confidence: Any = None,
+        categorical: Sequence[str] = (),
     ) -> Baseline:
         """Profile training data.
 
         Args:
             data: Training inputs: a 2-D numpy array, a pandas DataFrame of
-                numeric and bool columns, a list of rows, or a sparse matrix
-                (densified here, since this runs once, offline).
+                numeric, bool, string and categorical columns, a list of
+                rows, or a sparse matrix (densified here, since this runs
+                once, offline). String and categorical columns of a
+                DataFrame become categorical features.
             feature_names: Names of the columns of an array or list.
-            bins: Quantile bins per feature, 2 to 100.
+            bins: Quantile bins per numeric feature, 2 to 100.
             predictions: The model's outputs on the training data, to judge
                 prediction drift later: labels or numbers, one per row.
+            confidence: The model's confidence on the training data, to
+                judge confidence drift: one highest class probability per
+                row, or the 2-D ``predict_proba`` output.
+            categorical: Numeric DataFrame columns to profile as categories
+                instead, such as integer codes.
 
         Raises:
-            BaselineError: The data are empty, not numeric, or ``bins`` is
-                out of range.
+            BaselineError: The data are empty or of an unsupported type, a
+                name in ``categorical`` is not a column, or ``bins`` is out
+                of range.
         """
         if isinstance(bins, bool) or not isinstance(bins, int):
             raise BaselineError(f"Invalid bins={bins!r}: expected 2 to 100.")
         if not 2 <= bins <= _MAX_BINS:
             raise BaselineError(f"Invalid bins={bins}: expected 2 to 100.")
-        values, names = _training_matrix(data, feature_names)
+        data, profiles = _split_categorical(data, categorical)
+        values, names = _training_matrix(data, feature_names, bool(profiles))
         finite = np.isfinite(values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -126,11 +239,13 @@ class Baseline:
             std=std,
             rows=int(values.shape[0]),
             predictions=_profile_predictions(predictions),
+            categorical=profiles,
+            confidence=_profile_confidence(confidence),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the baseline as a JSON-ready dict with its schema version."""
-        features = []
+        features: list[dict[str, Any]] = []
         for index, name in enumerate(self.feature_names):
             features.append(
                 {
@@ -145,6 +260,7 @@ class Baseline:
                     "std": float(self.std[index]),
                 }
             )
+        features.extend(profile.to_dict() for profile in self.categorical)
         return {
             "schema": SCHEMA,
             "version": SCHEMA_VERSION,
@@ -152,6 +268,7 @@ class Baseline:
             "bins": self.bins,
             "features": features,
             "predictions": self.predictions,
+            "confidence": self.confidence,
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -211,10 +328,10 @@ class Baseline:
                 "otel-mlmon baseline"
             )
         version = document.get("version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BaselineError(
                 f"{source} has baseline schema version {version!r}, but this "
-                f"otel_mlmon reads version {SCHEMA_VERSION}; rebuild the "
+                f"otel_mlmon reads versions 1 and 2; rebuild the "
                 "baseline with this version's otel-mlmon baseline command, "
                 "or install the otel_mlmon that wrote it"
             )
@@ -228,9 +345,17 @@ class Baseline:
 
 
 def _from_features(document: dict[str, Any]) -> Baseline:
-    features = document["features"]
-    if not features:
+    entries = document["features"]
+    if not entries:
         raise ValueError("no features")
+    features = [f for f in entries if f.get("kind", "numeric") == "numeric"]
+    categorical = tuple(
+        CategoricalProfile.from_dict(f)
+        for f in entries
+        if f.get("kind") == "categorical"
+    )
+    if not features:
+        return _categorical_only(document, categorical)
     edges = np.array([f["edges"] for f in features], dtype=np.float64)
     counts = np.array(
         [list(f["counts"]) + [f["missing"]] for f in features],
@@ -249,12 +374,75 @@ def _from_features(document: dict[str, Any]) -> Baseline:
         mean=np.array([f["mean"] for f in features], dtype=np.float64),
         std=np.array([f["std"] for f in features], dtype=np.float64),
         rows=int(document["rows"]),
-        predictions=document.get("predictions"),
+        predictions=_output_profile(document.get("predictions")),
+        categorical=categorical,
+        confidence=_output_profile(document.get("confidence")),
     )
 
 
+def _categorical_only(
+    document: dict[str, Any], categorical: tuple[CategoricalProfile, ...]
+) -> Baseline:
+    empty = np.zeros((0, int(document.get("bins", 10)) - 1))
+    nothing = np.zeros(0)
+    return Baseline(
+        feature_names=(),
+        inner_edges=empty,
+        low=nothing,
+        high=nothing.copy(),
+        counts=np.zeros((0, empty.shape[1] + 2), dtype=np.int64),
+        mean=nothing.copy(),
+        std=nothing.copy(),
+        rows=int(document["rows"]),
+        predictions=_output_profile(document.get("predictions")),
+        categorical=categorical,
+        confidence=_output_profile(document.get("confidence")),
+    )
+
+
+def _output_profile(profile: Any) -> dict[str, Any] | None:
+    # Version 1 numeric profiles have edges but no counts, so they cannot
+    # be compared with live outputs; they load without output drift.
+    if profile is None:
+        return None
+    if profile.get("kind") == "numeric" and "counts" not in profile:
+        return None
+    if profile.get("kind") == "labels" and "counts" not in profile:
+        rows = int(profile["rows"])
+        counts = [round(f * rows) for f in profile["fractions"]]
+        return {**profile, "counts": counts, "other": rows - sum(counts)}
+    return dict(profile)
+
+
+def _split_categorical(
+    data: Any, categorical: Sequence[str]
+) -> tuple[Any, tuple[CategoricalProfile, ...]]:
+    """Split string, categorical and named columns off a DataFrame."""
+    if not type(data).__module__.startswith("pandas") or not hasattr(
+        data, "select_dtypes"
+    ):
+        if categorical:
+            raise BaselineError(
+                "categorical= names DataFrame columns, but the data is a "
+                f"{type(data).__name__}; pass a pandas DataFrame"
+            )
+        return data, ()
+    columns = [str(c) for c in data.columns]
+    absent = [name for name in categorical if name not in columns]
+    if absent:
+        raise BaselineError(
+            f"Column {absent[0]!r} given in categorical= is not in the data; "
+            f"its columns are: {', '.join(columns)}"
+        )
+    textual = data.select_dtypes(include=["object", "string", "category"])
+    chosen = [c for c in data.columns if str(c) in set(categorical)]
+    chosen += [c for c in textual.columns if c not in chosen]
+    profiles = tuple(CategoricalProfile.fit(str(c), data[c]) for c in chosen)
+    return data.drop(columns=chosen), profiles
+
+
 def _training_matrix(
-    data: Any, feature_names: Sequence[str] | None
+    data: Any, feature_names: Sequence[str] | None, allow_empty: bool = False
 ) -> tuple[FloatArray, tuple[str, ...]]:
     if type(data).__module__.startswith("scipy.sparse"):
         data = data.toarray()
@@ -270,6 +458,8 @@ def _training_matrix(
             "array or a DataFrame of numeric columns"
         )
     values: FloatArray = view.numeric
+    if allow_empty and values.shape[0] > 0 and values.shape[1] == 0:
+        return values, view.names
     if values.shape[0] == 0 or values.shape[1] == 0:
         raise BaselineError(
             f"Cannot fit a baseline on data of shape {values.shape}: it "
@@ -293,19 +483,7 @@ def _profile_predictions(predictions: Any) -> dict[str, Any] | None:
             "training row as a 1-D array"
         )
     if array.dtype.kind == "f":
-        finite = array[np.isfinite(array)]
-        if finite.size == 0:
-            raise BaselineError("predictions has no finite value")
-        quantiles = np.quantile(finite, np.linspace(0, 1, 11)[1:-1])
-        return {
-            "kind": "numeric",
-            "rows": int(array.size),
-            "edges": quantiles.tolist(),
-            "min": float(finite.min()),
-            "max": float(finite.max()),
-            "mean": float(finite.mean()),
-            "std": float(finite.std()),
-        }
+        return _numeric_profile("predictions", array)
     labels, counts = np.unique(array.astype(str), return_counts=True)
     order = np.argsort(-counts, kind="stable")[:_MAX_LABELS]
     return {
@@ -313,5 +491,43 @@ def _profile_predictions(predictions: Any) -> dict[str, Any] | None:
         "rows": int(array.size),
         "labels": labels[order].tolist(),
         "fractions": (counts[order] / array.size).tolist(),
+        "counts": counts[order].tolist(),
+        "other": int(array.size - counts[order].sum()),
+    }
+
+
+def _profile_confidence(confidence: Any) -> dict[str, Any] | None:
+    if confidence is None:
+        return None
+    array = np.asarray(confidence, dtype=np.float64)
+    if array.ndim == 2:
+        array = array.max(axis=1)
+    if array.ndim != 1 or array.size == 0:
+        raise BaselineError(
+            f"confidence has shape {array.shape}; pass one value per "
+            "training row, or the 2-D predict_proba output"
+        )
+    return _numeric_profile("confidence", array)
+
+
+def _numeric_profile(name: str, array: FloatArray) -> dict[str, Any]:
+    """Profile one numeric output with quantile bins, as features are."""
+    values = np.asarray(array, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise BaselineError(f"{name} has no finite value")
+    quantiles = np.quantile(finite, np.linspace(0, 1, _OUTPUT_BINS + 1)[1:-1])
+    index = np.searchsorted(quantiles, finite, side="right")
+    counts = np.bincount(index, minlength=_OUTPUT_BINS)
+    return {
+        "kind": "numeric",
+        "rows": int(values.size),
+        "edges": quantiles.tolist(),
+        "counts": counts.tolist(),
+        "missing": int(values.size - finite.size),
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "mean": float(finite.mean()),
+        "std": float(finite.std()),
     }
 

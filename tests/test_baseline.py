@@ -105,13 +105,91 @@ def test_load_missing_file(tmp_path: Path) -> None:
     assert "otel-mlmon baseline TRAIN.csv --out" in str(caught.value)
 
 
-def test_fit_rejects_text_column() -> None:
-    """A text column gets an error naming it and the fix."""
+def test_fit_text_column_categorical() -> None:
+    """A text column becomes a categorical feature with top categories."""
     import pandas as pd
 
-    frame = pd.DataFrame({"age": [1.0, 2.0], "city": ["a", "b"]})
-    with pytest.raises(BaselineError, match="'city' is not numeric"):
-        Baseline.fit(frame)
+    frame = pd.DataFrame(
+        {"age": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "a", None]}
+    )
+    baseline = Baseline.fit(frame)
+    assert baseline.feature_names == ("age",)
+    (city,) = baseline.categorical
+    assert city.categories == ("a", "b")
+    # Top categories, then other, unseen and missing.
+    assert city.counts.tolist() == [2, 1, 0, 0, 1]
+
+
+def test_fit_categorical_named_column() -> None:
+    """categorical= profiles integer codes as categories."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [0.5, 1.5, 2.5], "code": [3, 3, 7]})
+    baseline = Baseline.fit(frame, categorical=["code"])
+    assert baseline.feature_names == ("x",)
+    assert baseline.categorical[0].categories == ("3", "7")
+    with pytest.raises(BaselineError, match="'nope' given in categorical="):
+        Baseline.fit(frame, categorical=["nope"])
+
+
+def test_fit_many_categories_other_bin() -> None:
+    """Categories past the top ones count as other, and are listed."""
+    import pandas as pd
+
+    values = [f"c{i % 30}" for i in range(300)] + [f"c{i}" for i in range(10)]
+    baseline = Baseline.fit(pd.DataFrame({"c": values, "x": range(310)}))
+    (profile,) = baseline.categorical
+    assert len(profile.categories) == 20
+    assert profile.counts[-3] == 300 - 20 * 10
+    assert profile.known_other is not None
+    assert len(profile.known_other) == 10
+    assert profile.distinct == 30
+
+
+def test_version_2_round_trip(tmp_path: Path) -> None:
+    """Categories, predictions and confidence survive save and load."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=200), "c": rng.choice(["u", "v"], 200)}
+    )
+    probabilities = rng.dirichlet([1, 1], 200)
+    baseline = Baseline.fit(
+        frame,
+        predictions=probabilities.argmax(axis=1),
+        confidence=probabilities,
+    )
+    path = tmp_path / "b.json"
+    baseline.save(path)
+    loaded = Baseline.load(path)
+    assert json.loads(path.read_text())["version"] == 2
+    assert loaded.categorical[0].categories == baseline.categorical[0].categories
+    np.testing.assert_array_equal(
+        loaded.categorical[0].counts, baseline.categorical[0].counts
+    )
+    assert loaded.confidence is not None
+    assert sum(loaded.confidence["counts"]) == 200
+    assert loaded.predictions is not None
+    assert sum(loaded.predictions["counts"]) == 200
+
+
+def test_version_1_file_loads(tmp_path: Path) -> None:
+    """A version 1 file, numeric features only, still loads."""
+    x, _ = load_diabetes(return_X_y=True)
+    document = Baseline.fit(x[:, :3]).to_dict()
+    document["version"] = 1
+    del document["confidence"]
+    document["predictions"] = {
+        "kind": "labels", "rows": 10, "labels": ["a", "b"], "fractions": [0.7, 0.3]
+    }
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(document))
+    loaded = Baseline.load(path)
+    assert loaded.feature_names == ("x0", "x1", "x2")
+    assert loaded.categorical == ()
+    assert loaded.predictions is not None
+    assert loaded.predictions["counts"] == [7, 3]
 
 
 @pytest.mark.parametrize("bins", [1, 101, 2.5, True])

@@ -347,14 +347,18 @@ def chi_square(
 
     new = (present & (expected == 0)).any(axis=-1, keepdims=True)
     smoothed = np.where(new & present, expected + smoothing, expected)
-    shares, _ = _shares(smoothed)
-    predicted = shares * live_total[..., None]
-    squared = np.square(observed - predicted)
+    # (o - e * L / T)^2 / (e * L / T), rewritten as (o * T - e * L)^2 /
+    # (e * L * T): for whole counts the difference is exact in float64, so
+    # proportional counts give exactly 0.
+    training_total = smoothed.sum(axis=-1, keepdims=True)
+    live = live_total[..., None]
+    difference = observed * training_total - smoothed * live
+    denominator = smoothed * live * training_total
     terms = np.divide(
-        squared,
-        predicted,
-        out=np.zeros_like(squared),
-        where=present & (predicted > 0),
+        np.square(difference),
+        denominator,
+        out=np.zeros_like(difference),
+        where=present & (denominator > 0),
     )
 
     statistic = terms.sum(axis=-1)
