@@ -8,12 +8,16 @@ the value and the accepted range, so a typo never silently turns a check off.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel_mlmon import environment_variables as env
+
+VERDICT_STATISTICS = ("psi", "jensen_shannon", "wasserstein", "ks", "chi_square")
+"""Statistics that can judge drift; ``ks`` and ``chi_square`` by p-value."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -44,6 +48,17 @@ def _parse_names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _parse_path(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(text) from error
+
+
 def _setting(
     default: Any,
     variable: str,
@@ -70,6 +85,30 @@ def _is_number(value: Any) -> bool:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _are_statistic_thresholds(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        name in VERDICT_STATISTICS and _is_number(limit) and limit > 0
+        for name, limit in value.items()
+    )
+
+
+def _are_thresholds(value: Any) -> bool:
+    """Check the shape ``{"default": {stat: x}, "features": {name: {...}}}``."""
+    if value is None:
+        return True
+    if not isinstance(value, Mapping) or set(value) - {"default", "features"}:
+        return False
+    features = value.get("features", {})
+    return (
+        _are_statistic_thresholds(value.get("default", {}))
+        and isinstance(features, Mapping)
+        and all(
+            isinstance(name, str) and _are_statistic_thresholds(limits)
+            for name, limits in features.items()
+        )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +176,66 @@ class MonitorConfig:
         "a whole number from 0 to 1000",
         lambda value: _is_count(value) and 0 <= value <= 1000,
     )
+    drift_window_seconds: float = _setting(
+        0.0,
+        env.OTEL_MLMON_DRIFT_WINDOW_SECONDS,
+        _parse_float,
+        "a number of seconds of at least 0 (0 turns time windows off)",
+        lambda value: _is_number(value) and value >= 0.0,
+    )
+    drift_min_rows: int = _setting(
+        100,
+        env.OTEL_MLMON_DRIFT_MIN_ROWS,
+        _parse_int,
+        "a whole number of at least 1",
+        lambda value: _is_count(value) and value >= 1,
+    )
+    drift_statistic: str = _setting(
+        "psi",
+        env.OTEL_MLMON_DRIFT_STATISTIC,
+        str.strip,
+        f"one of {', '.join(VERDICT_STATISTICS)}",
+        lambda value: value in VERDICT_STATISTICS,
+    )
+    drift_thresholds: Mapping[str, Any] | None = _setting(
+        None,
+        env.OTEL_MLMON_DRIFT_THRESHOLDS,
+        _parse_json,
+        'a mapping such as {"default": {"ks": 0.01}, "features": {"age": '
+        '{"psi": 0.3}}}, whose statistics are '
+        f"{', '.join(VERDICT_STATISTICS)} and whose thresholds are numbers "
+        "above 0",
+        lambda value: _are_thresholds(value),
+    )
+    drift_max_bin_series: int = _setting(
+        1000,
+        env.OTEL_MLMON_DRIFT_MAX_BIN_SERIES,
+        _parse_int,
+        "a whole number from 0 to 2000",
+        lambda value: _is_count(value) and 0 <= value <= 2000,
+    )
 
+    feedback_db: str | None = _setting(
+        None,
+        env.OTEL_MLMON_FEEDBACK_DB,
+        _parse_path,
+        "the path of a SQLite file (unset for no feedback store)",
+        lambda value: value is None or (isinstance(value, str) and value != ""),
+    )
+    feedback_window_labels: int = _setting(
+        1000,
+        env.OTEL_MLMON_FEEDBACK_WINDOW_LABELS,
+        _parse_int,
+        "a whole number from 1 to 1000000",
+        lambda value: _is_count(value) and 1 <= value <= 1_000_000,
+    )
+    review_drift: bool = _setting(
+        False,
+        env.OTEL_MLMON_REVIEW_DRIFT,
+        _parse_bool,
+        "true or false",
+        lambda value: isinstance(value, bool),
+    )
     def __post_init__(self) -> None:
         if isinstance(self.redact_features, (list, set, frozenset)):
             object.__setattr__(

@@ -4,8 +4,10 @@ It trains a classifier on scikit-learn's breast cancer data set (569 real
 tumour measurements, 30 features) and fits a baseline on the training split.
 It serves the model over HTTP on 127.0.0.1 with Flask instrumented. Then it
 sends three phases of traffic: the held-out rows, a shifted copy of them
-(drift), and blends of two classes' rows (low confidence). Last, it prints
-what the telemetry showed.
+(drift), and blends of two classes' rows (low confidence). Every second
+prediction gets its true label back through ``POST /feedback``, sent 20
+requests later to stand for the delay of real ground truth. Last, it prints
+what the telemetry showed, with accuracy per phase and the review queue.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from otel_mlmon._setup import Telemetry, configure_telemetry
 from otel_mlmon.baseline import Baseline
 from otel_mlmon.config import MonitorConfig
 from otel_mlmon.instrumentation import wrap_model
+from otel_mlmon.feedback import PredictionStore, ReviewItem
+from otel_mlmon.feedback._monitor import FeedbackRecorder, close_recorder
+from otel_mlmon.flask import PREDICTION_ID_HEADER, init_app
 from otel_mlmon.instrumentation._core import last_prediction_id
+from otel_mlmon.instrumentation.wrap import monitor_of
 
 _logger = logging.getLogger(__name__)
 
@@ -43,6 +49,16 @@ SHIFT_FACTOR = 1.35
 # A binary classifier's confidence, its highest class probability, is never
 # below 0.5, so the demo flags rows below 0.8 rather than the default 0.5.
 DEMO_CONFIDENCE_THRESHOLD = 0.8
+# Labels come back for every LABEL_EVERY-th prediction, LABEL_DELAY_REQUESTS
+# requests after it, in batches of LABEL_BATCH. The accuracy gauge covers
+# the last DEMO_WINDOW_LABELS labels, fewer than each phase sends, so its
+# value at a phase's end is that phase's accuracy.
+LABEL_EVERY = 2
+LABEL_DELAY_REQUESTS = 20
+LABEL_BATCH = 10
+DEMO_WINDOW_LABELS = 30
+MODEL_NAME = "breast_cancer_clf"
+MODEL_VERSION = "1"
 
 
 @dataclasses.dataclass
@@ -85,6 +101,13 @@ class DemoResult:
     request_of: dict[str, int]
     phases: list[tuple[str, int, int]]
     destination: str
+    label_outcomes: dict[str, int] = dataclasses.field(default_factory=dict)
+    accuracy: list[tuple[str, float | None, int]] = dataclasses.field(
+        default_factory=list
+    )
+    review_open: int = 0
+    review_items: list[ReviewItem] = dataclasses.field(default_factory=list)
+    feedback_db: str = ""
 
     def low_confidence_rows(self) -> int:
         """Count rows flagged as low-confidence across all spans."""
@@ -114,11 +137,14 @@ def build_app(model: Any, feature_names: Sequence[str]) -> Any:
     """Return a Flask app serving ``model`` at ``POST /predict``.
 
     The body is ``{"features": [...]}`` with one value per feature, or
-    ``{"features": {"name": value, ...}}``.
+    ``{"features": {"name": value, ...}}``. Responses carry the row's
+    prediction id in ``X-Prediction-Id``, and ``POST /feedback`` takes
+    labels for it (see :mod:`otel_mlmon.flask`).
     """
     from flask import Flask, jsonify, request
 
     app = Flask("otel_mlmon_demo")
+    init_app(app)
     names = list(feature_names)
 
     @app.post("/predict")
@@ -143,7 +169,8 @@ def build_app(model: Any, feature_names: Sequence[str]) -> Any:
 
 def _traffic(
     x_test: Any, y_test: Any, names: Sequence[str], rng: np.random.Generator
-) -> list[tuple[str, Any]]:
+) -> list[tuple[str, Any, Any]]:
+    """Return each phase's name, rows and true labels."""
     shifted = x_test.copy()
     for name in SHIFTED_FEATURES:
         shifted[:, list(names).index(name)] *= SHIFT_FACTOR
@@ -156,7 +183,14 @@ def _traffic(
         weights * x_test[malignant[:pairs]]
         + (1 - weights) * x_test[benign[:pairs]]
     )
-    return [("held-out", x_test), ("shifted", shifted), ("blended", blended)]
+    # A blend's true class is taken to be that of its larger share. The
+    # shifted rows keep the labels of the tumours they were scaled from.
+    blended_truth = np.where(weights[:, 0] > 0.5, 0, 1)
+    return [
+        ("held-out", x_test, y_test),
+        ("shifted", shifted, y_test),
+        ("blended", blended, blended_truth),
+    ]
 
 
 def _split(y: Any, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -206,16 +240,21 @@ def run_demo(
     )
     wrapped = wrap_model(
         model,
-        name="breast_cancer_clf",
-        version="1",
+        name=MODEL_NAME,
+        version=MODEL_VERSION,
         baseline=baseline,
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
         config=MonitorConfig.from_env(
             drift_window_rows=DEMO_WINDOW_ROWS,
             low_confidence_threshold=DEMO_CONFIDENCE_THRESHOLD,
+            capture_inputs=True,
+            feedback_window_labels=DEMO_WINDOW_LABELS,
         ),
+        feedback_store=_new_store_path(folder),
     )
+    monitor = monitor_of(wrapped)
+    recorder = monitor.feedback if monitor is not None else None
     app = build_app(wrapped, names)
     FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
         app,
@@ -226,11 +265,17 @@ def run_demo(
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/predict"
+    base = f"http://127.0.0.1:{server.server_port}"
+    url = f"{base}/predict"
     print(f"Serving the model at {url}", file=out, flush=True)
+    labeller = _Labeller(f"{base}/feedback", recorder)
     try:
         result = _send_phases(
-            url, _traffic(data.data[test], data.target[test], names, rng), loops, progress
+            url,
+            _traffic(data.data[test], data.target[test], names, rng),
+            loops,
+            progress,
+            labeller,
         )
     finally:
         server.shutdown()
@@ -239,41 +284,129 @@ def run_demo(
         telemetry.shutdown()
     result.spans = collector.records
     result.destination = telemetry.destination
+    result.label_outcomes = labeller.outcomes
+    result.accuracy = labeller.accuracy
+    if recorder is not None:
+        _read_review_queue(recorder, result)
+        close_recorder(recorder)
     print_summary(result, out)
     return result
 
 
+def _new_store_path(folder: Path) -> Path:
+    """Return the demo's feedback store path, with any earlier run's file removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feedback.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def _read_review_queue(recorder: FeedbackRecorder, result: DemoResult) -> None:
+    recorder.flush()
+    store: PredictionStore = recorder.store
+    result.feedback_db = str(store.path)
+    result.review_open = store.counts().open_reviews
+    result.review_items = store.review_list(limit=3)
+
+
+class _Labeller:
+    """Send true labels back through ``POST /feedback``, some requests late."""
+
+    def __init__(self, url: str, recorder: FeedbackRecorder | None) -> None:
+        self.url = url
+        self.recorder = recorder
+        self.waiting: list[tuple[int, str, int]] = []
+        self.outcomes: dict[str, int] = {}
+        self.accuracy: list[tuple[str, float | None, int]] = []
+        # One label for an id never served, to show it is counted, not failed.
+        self._extra = [{"prediction_id": "never-served-0", "actual": 1}]
+
+    def add(self, request_number: int, row_id: str | None, truth: int) -> None:
+        """Schedule the label of a prediction, if it is one that gets one."""
+        if row_id and request_number % LABEL_EVERY == 0:
+            self.waiting.append((request_number, row_id, truth))
+
+    def send_due(self, request_number: int) -> None:
+        """Send the labels old enough, once a full batch is due."""
+        due = [w for w in self.waiting if w[0] <= request_number - LABEL_DELAY_REQUESTS]
+        if len(due) >= LABEL_BATCH:
+            self._post(due)
+
+    def finish_phase(self, phase: str) -> None:
+        """Send the phase's remaining labels and note the accuracy gauge."""
+        self._post(list(self.waiting))
+        if self.recorder is None:
+            self.accuracy.append((phase, None, 0))
+            return
+        quality = self.recorder.quality(MODEL_NAME, MODEL_VERSION, "classification")
+        self.accuracy.append((phase, quality.accuracy, quality.count))
+
+    def _post(self, items: list[tuple[int, str, int]]) -> None:
+        sent = {row_id for _, row_id, _ in items}
+        self.waiting = [w for w in self.waiting if w[1] not in sent]
+        for start in range(0, len(items), LABEL_BATCH):
+            labels = [
+                {"prediction_id": row_id, "actual": truth}
+                for _, row_id, truth in items[start : start + LABEL_BATCH]
+            ]
+            self._send_batch(self._extra + labels)
+            self._extra = []
+
+    def _send_batch(self, labels: list[dict[str, Any]]) -> None:
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps({"labels": labels}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                counts = json.loads(response.read())["counts"]
+        except OSError as error:
+            _logger.warning("Demo feedback to %s failed: %s", self.url, error)
+            counts = {"failed": len(labels)}
+        for outcome, count in counts.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+
+
 def _send_phases(
     url: str,
-    phases: list[tuple[str, Any]],
+    phases: list[tuple[str, Any, Any]],
     loops: int,
     progress: TextIO,
+    labeller: _Labeller,
 ) -> DemoResult:
     result = DemoResult(0, 0, [], [], {}, [], "")
-    total = sum(len(rows) for _, rows in phases) * max(loops, 1)
+    total = sum(len(rows) for _, rows, _ in phases) * max(loops, 1)
     bar = _ProgressBar(total, progress)
     loop = 0
     while loops == 0 or loop < loops:
         loop += 1
-        for phase, rows in phases:
+        for phase, rows, truths in phases:
             first = result.requests + 1
-            for row in rows:
-                _send(url, row, result)
+            for row, truth in zip(rows, truths):
+                row_id = _send(url, row, result)
+                labeller.add(result.requests, row_id, int(truth))
+                labeller.send_due(result.requests)
                 bar.update(result.requests)
+            labeller.finish_phase(phase)
             result.phases.append((phase, first, result.requests))
     bar.close()
     return result
 
 
-def _send(url: str, row: Any, result: DemoResult) -> None:
+def _send(url: str, row: Any, result: DemoResult) -> str | None:
+    """Send one row; return its prediction id from the response header."""
     body = json.dumps({"features": row.tolist()}).encode()
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}
     )
     start = time.perf_counter()
+    row_id = None
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.loads(response.read())
+            row_id = response.headers.get(PREDICTION_ID_HEADER)
     except OSError as error:
         result.errors += 1
         _logger.warning("Demo request to %s failed: %s", url, error)
@@ -282,6 +415,7 @@ def _send(url: str, row: Any, result: DemoResult) -> None:
     result.requests += 1
     if answer.get("prediction_id"):
         result.request_of[answer["prediction_id"]] = result.requests
+    return row_id
 
 
 class _ProgressBar:
@@ -351,4 +485,32 @@ def print_summary(result: DemoResult, out: TextIO) -> None:
             write(f"    {feature:<26} request {request:<5} PSI {score:.2f}")
     else:
         write("  drifted features:         none")
+    _print_feedback(result, write)
     write(f"  telemetry written to:     {result.destination}")
+
+
+def _print_feedback(result: DemoResult, write: Callable[[str], None]) -> None:
+    outcomes = result.label_outcomes
+    described = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
+    write(
+        f"  labels sent:              {sum(outcomes.values())} through "
+        f"POST /feedback ({described or 'none'})"
+    )
+    write(f"  accuracy over the last {DEMO_WINDOW_LABELS} labels, at each phase's end:")
+    for phase, accuracy, count in result.accuracy[:3]:
+        shown = "no labels" if accuracy is None else f"{accuracy:.2f}"
+        write(f"    {phase:<10} {shown} ({count} labels)")
+    if not result.feedback_db:
+        write("  review queue:             off (the feedback store did not open)")
+        return
+    write(
+        f"  review queue:             {result.review_open} open items in "
+        f"{result.feedback_db}"
+    )
+    for item in result.review_items:
+        confidence = "?" if item.confidence is None else f"{item.confidence:.2f}"
+        write(
+            f"    #{item.review_id:<4} {item.reason.value} predicted "
+            f"{item.predicted} confidence {confidence} trace {item.trace_id}"
+        )
+    write("  list them: otel-mlmon review list --db " + result.feedback_db)

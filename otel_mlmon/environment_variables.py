@@ -31,3 +31,47 @@ OTEL_MLMON_REDACT_FEATURES: Final = "OTEL_MLMON_REDACT_FEATURES"
 
 OTEL_MLMON_MAX_FLAGGED_ROWS: Final = "OTEL_MLMON_MAX_FLAGGED_ROWS"
 """Row indexes on a flag event and log records per call at most (default 20)."""
+
+OTEL_MLMON_DRIFT_WINDOW_SECONDS: Final = "OTEL_MLMON_DRIFT_WINDOW_SECONDS"
+"""Length of time windows for drift, in seconds (0, the default, turns them off)."""
+
+OTEL_MLMON_DRIFT_MIN_ROWS: Final = "OTEL_MLMON_DRIFT_MIN_ROWS"
+"""Rows a closed window needs before it gets a drift verdict (default 100)."""
+
+OTEL_MLMON_DRIFT_STATISTIC: Final = "OTEL_MLMON_DRIFT_STATISTIC"
+"""Statistic that decides drift: psi (default), jensen_shannon, wasserstein, ks or chi_square."""
+
+OTEL_MLMON_DRIFT_THRESHOLDS: Final = "OTEL_MLMON_DRIFT_THRESHOLDS"
+"""JSON thresholds per statistic and per feature, overriding the defaults."""
+
+OTEL_MLMON_DRIFT_MAX_BIN_SERIES: Final = "OTEL_MLMON_DRIFT_MAX_BIN_SERIES"
+"""Per-bin metric series per model at most, for fleet-wide drift (default 1000)."""
+
+OTEL_MLMON_MODEL_NAME: Final = "OTEL_MLMON_MODEL_NAME"
+"""Model name for the launcher's instrumentors; the model's class name by default.
+
+Either one name for every model, or ``ClassName=name`` entries separated by
+commas, where ``*=name`` applies to the classes not listed.
+"""
+
+OTEL_MLMON_MODEL_VERSION: Final = "OTEL_MLMON_MODEL_VERSION"
+"""Model version for the launcher's instrumentors (default ``unknown``).
+
+Either one version for every model, or ``ClassName=version`` entries.
+"""
+
+OTEL_MLMON_BASELINE: Final = "OTEL_MLMON_BASELINE"
+"""Path of the baseline JSON file for the launcher's instrumentors.
+
+Either one path for every model, or ``ClassName=path`` entries separated by
+commas, where ``*=path`` applies to the classes not listed.
+"""
+
+OTEL_MLMON_FEEDBACK_DB: Final = "OTEL_MLMON_FEEDBACK_DB"
+"""Path of the SQLite file that keeps predictions for feedback (unset: off)."""
+
+OTEL_MLMON_FEEDBACK_WINDOW_LABELS: Final = "OTEL_MLMON_FEEDBACK_WINDOW_LABELS"
+"""Latest labels that accuracy, precision, recall, MAE and RMSE cover (default 1000)."""
+
+OTEL_MLMON_REVIEW_DRIFT: Final = "OTEL_MLMON_REVIEW_DRIFT"
+"""Also queue predictions made while drift is detected for review (default false)."""

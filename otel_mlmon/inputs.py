@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from otel_mlmon.stats.tensor import is_tensor
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -78,6 +80,12 @@ def read_input(data: Any, names: Sequence[str] | None = None) -> InputView:
         return _read_sparse(data, names)
     if isinstance(data, (list, tuple)):
         return _read_list(data, names)
+    if is_tensor(data):
+        return _read_tensor(data, names)
+    if isinstance(data, Mapping):
+        feed = _read_feed(data, names)
+        if feed is not None:
+            return feed
     return InputView(
         kind=type(data).__name__,
         rows=None,
@@ -121,6 +129,52 @@ def _read_array(
         numeric=array,
         names=_names_for(array.shape[1], names),
     )
+
+
+def _read_tensor(tensor: Any, names: Sequence[str] | None) -> InputView:
+    """Read a torch tensor, which stays on its device (see stats.tensor)."""
+    if tensor.dim() == 1:
+        width = len(names) if names else 0
+        if width == tensor.shape[0] and width != 1:
+            tensor = tensor.reshape(1, -1)
+        else:
+            tensor = tensor.reshape(-1, 1)
+    if tensor.dim() != 2:
+        return InputView(
+            kind="torch",
+            rows=int(tensor.shape[0]) if tensor.dim() else None,
+            skipped=f"input has {tensor.dim()} dimensions, not 1 or 2",
+        )
+    if tensor.is_complex():
+        return InputView(
+            kind="torch",
+            rows=int(tensor.shape[0]),
+            skipped=f"non-numeric tensor of dtype {tensor.dtype}",
+        )
+    return InputView(
+        kind="torch",
+        rows=int(tensor.shape[0]),
+        numeric=tensor,
+        names=_names_for(int(tensor.shape[1]), names),
+    )
+
+
+def _read_feed(
+    feed: Mapping[Any, Any], names: Sequence[str] | None
+) -> InputView | None:
+    """Read the first 2-D numeric array of an input feed (name -> array).
+
+    ONNX Runtime sessions take their inputs as such a mapping. Returns None
+    when the mapping contains no such array (a dict of columns, say).
+    """
+    for value in feed.values():
+        if (
+            isinstance(value, np.ndarray)
+            and value.ndim == 2
+            and value.dtype.kind in _NUMERIC_KINDS
+        ):
+            return _read_array(value, "numpy", names)
+    return None
 
 
 def _to_float_or_none(array: npt.NDArray[Any]) -> FloatArray | None:

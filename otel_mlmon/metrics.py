@@ -12,7 +12,7 @@ import resource
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry import metrics
@@ -98,10 +98,18 @@ def create_prediction_cpu_time(meter: Meter) -> Histogram:
     )
 
 
-def create_feature_drift_score(meter: Meter) -> Any:
-    """Create the gauge of the latest drift score per feature."""
-    return meter.create_gauge(
+def create_feature_drift_score(
+    meter: Meter,
+    callbacks: Sequence[Callable[[CallbackOptions], Iterable[Observation]]],
+) -> Any:
+    """Create the observable gauge of the latest drift score per feature.
+
+    It is observable, so that the scores of a closed window cost the
+    request path nothing: the callbacks read them at collection time.
+    """
+    return meter.create_observable_gauge(
         semconv.ML_FEATURE_DRIFT_SCORE,
+        callbacks=list(callbacks),
         unit="1",
         description="Drift score of a feature in its last closed window.",
     )
@@ -145,7 +153,6 @@ class Instruments:
         self.confidence = create_prediction_confidence(meter)
         self.low_confidence = create_low_confidence_predictions(meter)
         self.cpu_time = create_prediction_cpu_time(meter)
-        self.drift_score = create_feature_drift_score(meter)
         self.memory = create_memory_usage(meter)
 
 

@@ -11,12 +11,14 @@ a ``predict`` call therefore says why it has no confidence.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from otel_mlmon import semconv
+from otel_mlmon.stats.tensor import is_tensor, tensor_output
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,6 +47,10 @@ def read_output(operation: str, result: Any, model: Any) -> OutputView:
         result: What it returned.
         model: The model, for ``classes_`` where it has them.
     """
+    if operation == "run":
+        return _read_session_outputs(result)
+    if is_tensor(result):
+        return _read_tensor_output(result)
     classes = getattr(model, "classes_", None)
     if operation in PROBABILITY_OPERATIONS:
         return _read_probabilities(result, operation, classes)
@@ -75,6 +81,20 @@ def _read_probabilities(
         return OutputView(skipped="probabilities are not a 2-D float array")
     if result.shape[0] == 0 or result.shape[1] == 0:
         return OutputView(skipped="empty output")
+    if result.shape[0] == 1:
+        # One row, the usual web call: Python's max over the row costs less
+        # than a numpy reduction. A NaN would hide from max(), so a row with
+        # one goes through numpy, which propagates it.
+        row = result[0].tolist()
+        if math.isfinite(sum(row)):
+            best = max(row)
+            if operation == "predict_log_proba":
+                best = math.exp(best)
+            return OutputView(
+                confidence=np.array((best,)),
+                classes=classes,
+                probabilities=result,
+            )
     confidence = result.max(axis=1)
     if operation == "predict_log_proba":
         confidence = np.exp(confidence)
@@ -85,6 +105,75 @@ def _read_probabilities(
         classes=classes,
         probabilities=result,
     )
+
+
+def _read_tensor_output(result: Any) -> OutputView:
+    confidence, values = tensor_output(result)
+    if confidence is not None:
+        return OutputView(confidence=confidence)
+    summary = {}
+    if values:
+        summary = {
+            semconv.ML_OUTPUT_MEAN: values["mean"],
+            semconv.ML_OUTPUT_STD: values["std"],
+            semconv.ML_OUTPUT_MIN: values["min"],
+            semconv.ML_OUTPUT_MAX: values["max"],
+        }
+    return OutputView(
+        skipped="the output is not a tensor of class probabilities",
+        summary=summary,
+    )
+
+
+def _read_session_outputs(result: Any) -> OutputView:
+    """Read the list of outputs of an ONNX Runtime session's ``run``.
+
+    An output counts as class probabilities when it is a 2-D float array
+    with values in [0, 1] whose rows sum to 1, or a list of dicts from
+    label to probability (what skl2onnx's ZipMap gives). The first 1-D
+    output is taken as the predicted labels.
+    """
+    if not isinstance(result, (list, tuple)):
+        return OutputView(skipped="session output is not a list")
+    labels = None
+    probabilities = None
+    classes = None
+    for output in result:
+        if isinstance(output, list) and output and isinstance(output[0], dict):
+            if probabilities is None:
+                classes = list(output[0])
+                probabilities = np.array(
+                    [[row[key] for key in classes] for row in output],
+                    dtype=np.float64,
+                )
+        elif isinstance(output, np.ndarray):
+            if output.ndim == 1 and labels is None:
+                labels = output
+            elif probabilities is None and _are_probabilities(output):
+                probabilities = output
+    summary = _label_counts(labels) if labels is not None else {}
+    if probabilities is None or probabilities.shape[0] == 0:
+        if not summary and result and isinstance(result[0], np.ndarray):
+            summary = _value_summary(result[0])
+        return OutputView(
+            skipped="the session has no class probability output",
+            summary=summary,
+        )
+    confidence = probabilities.max(axis=1).astype(np.float64, copy=False)
+    return OutputView(
+        confidence=confidence,
+        summary=summary,
+        classes=classes,
+        probabilities=probabilities,
+    )
+
+
+def _are_probabilities(output: npt.NDArray[Any]) -> bool:
+    if output.ndim != 2 or output.dtype.kind != "f" or output.size == 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        in_range = bool(((output >= 0.0) & (output <= 1.0)).all())
+        return in_range and bool(np.allclose(output.sum(axis=1), 1.0, atol=1e-3))
 
 
 def _label_counts(result: Any) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class FeatureFlag:
     score: float = 0.0
     out_of_range: int = 0
     missing: int = 0
+    statistic: str = "psi"
+    threshold: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,15 +124,48 @@ class MLSpanProcessor(SpanProcessor):
         except Exception:  # pylint: disable=broad-except
             _logger.exception("Failed to flag prediction %s", flags.prediction_id)
 
+    def on_review(
+        self, span: trace.Span, flags: PredictionFlags, rows: Sequence[int], reason: str
+    ) -> None:
+        """Emit a log record for each row queued for review.
+
+        Low-confidence rows already get one from :meth:`on_prediction`, so
+        this is for the other reasons, such as drift. Never raises.
+        """
+        if self._logs is None:
+            return
+        try:
+            context = trace.set_span_in_context(span)
+            now = time.time_ns()
+            for row in rows:
+                self._logs.emit(
+                    context=context,
+                    timestamp=now,
+                    severity_number=SeverityNumber.INFO,
+                    severity_text="INFO",
+                    event_name=semconv.ML_PREDICTION_REVIEW,
+                    body=f"Prediction queued for review: {reason}",
+                    attributes={
+                        semconv.ML_MODEL_NAME: flags.model_name,
+                        semconv.ML_MODEL_VERSION: flags.model_version,
+                        semconv.ML_PREDICTION_ID: f"{flags.prediction_id}-{row}",
+                        semconv.ML_PREDICTION_ROW: row,
+                        semconv.ML_REVIEW_REASON: reason,
+                    },
+                )
+        except Exception:  # pylint: disable=broad-except
+            _logger.exception("Failed to log review of prediction %s", flags.prediction_id)
+
     def _add_events(self, span: trace.Span, flags: PredictionFlags) -> None:
         for flag in flags.drifted[:MAX_FEATURE_EVENTS]:
             span.add_event(
                 semconv.ML_DRIFT_DETECTED,
                 {
                     semconv.ML_FEATURE_NAME: flag.name,
-                    semconv.ML_DRIFT_STATISTIC: "psi",
+                    semconv.ML_DRIFT_STATISTIC: flag.statistic,
                     semconv.ML_DRIFT_SCORE: flag.score,
-                    semconv.ML_DRIFT_THRESHOLD: flags.drift_threshold,
+                    semconv.ML_DRIFT_THRESHOLD: flag.threshold
+                    or flags.drift_threshold,
                     semconv.ML_DRIFT_WINDOW_ROWS: flags.drift_window_rows,
                 },
             )
@@ -174,20 +209,27 @@ class MLSpanProcessor(SpanProcessor):
             semconv.ML_MODEL_VERSION: flags.model_version,
         }
         if flags.drifted:
-            names = [flag.name for flag in flags.drifted[:5]]
+            worst = flags.drifted[:5]
+            names = [flag.name for flag in worst]
+            described = ", ".join(
+                f"{flag.name} ({flag.statistic} {flag.score:.4g})"
+                for flag in worst
+            )
             self._logs.emit(
                 context=context,
                 timestamp=now,
                 severity_number=SeverityNumber.WARN,
                 severity_text="WARN",
                 event_name=semconv.ML_DRIFT_DETECTED,
-                body=f"Drift detected in {len(flags.drifted)} features, "
-                f"worst first: {', '.join(names)}",
+                body=f"Drift detected in {len(flags.drifted)} features over "
+                f"{flags.drift_window_rows} rows, worst first: {described}",
                 attributes={
                     **identity,
                     semconv.ML_INPUT_FEATURE_NAMES: names,
-                    semconv.ML_DRIFT_STATISTIC: "psi",
+                    semconv.ML_DRIFT_STATISTIC: worst[0].statistic,
+                    semconv.ML_DRIFT_SCORES: [flag.score for flag in worst],
                     semconv.ML_DRIFT_THRESHOLD: flags.drift_threshold,
+                    semconv.ML_DRIFT_WINDOW_ROWS: flags.drift_window_rows,
                 },
             )
         if flags.low_rows is None or flags.low_confidence is None:

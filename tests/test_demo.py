@@ -73,9 +73,15 @@ def test_traces_file_is_otlp_json(demo_run: tuple[str, Path]) -> None:
     _, folder = demo_run
     spans = _spans(folder)
     predictions = [s for s in spans if s["name"].startswith("predict_proba ")]
-    servers = {s["spanId"]: s for s in spans if s["kind"] == 2}
+    servers = {
+        s["spanId"]: s
+        for s in spans
+        if s["kind"] == 2 and s["name"] == "POST /predict"
+    }
+    feedback = [s for s in spans if s["kind"] == 2 and s["name"] == "POST /feedback"]
     assert len(predictions) == 407
     assert len(servers) == 407
+    assert feedback
     for span in predictions:
         assert HEX_TRACE_ID.match(span["traceId"])
         assert HEX_SPAN_ID.match(span["spanId"])
@@ -125,3 +131,91 @@ def test_metrics_file_has_instruments(demo_run: tuple[str, Path]) -> None:
         semconv.PROCESS_MEMORY_USAGE,
     } <= names
     assert any(name.startswith("http.server.") for name in names)
+
+
+def _log_records(folder: Path) -> list[dict[str, Any]]:
+    return [
+        record
+        for request in _lines(folder / "logs.jsonl")
+        for resource in request["resourceLogs"]
+        for scope in resource["scopeLogs"]
+        for record in scope["logRecords"]
+    ]
+
+
+def _attribute(record: dict[str, Any], key: str) -> Any:
+    for pair in record["attributes"]:
+        if pair["key"] == key:
+            return next(iter(pair["value"].values()))
+    return None
+
+
+def test_summary_reports_feedback(demo_run: tuple[str, Path]) -> None:
+    """The summary shows labels by outcome, accuracy per phase and the queue."""
+    output, folder = demo_run
+    sent = re.search(r"labels sent: +(\d+) through POST /feedback \((.*)\)", output)
+    assert sent is not None
+    outcomes = dict(
+        (name, int(count))
+        for name, count in (part.split() for part in sent.group(2).split(", "))
+    )
+    assert outcomes["unknown"] == 1
+    assert outcomes["matched"] == int(sent.group(1)) - 1
+    accuracy = {
+        phase: float(value)
+        for phase, value in re.findall(
+            r"^ +(held-out|shifted|blended) +([\d.]+) \(30 labels\)", output, re.M
+        )
+    }
+    assert set(accuracy) == {"held-out", "shifted", "blended"}
+    assert accuracy["blended"] < accuracy["held-out"]
+    queue = re.search(r"review queue: +(\d+) open items in (\S+)", output)
+    low = re.search(r"low-confidence rows: +(\d+)", output)
+    assert queue is not None
+    assert low is not None
+    assert int(queue.group(1)) == int(low.group(1))
+    assert queue.group(2) == str(folder / "feedback.sqlite3")
+    assert len(re.findall(r"#\d+ +low_confidence predicted", output)) == 3
+
+
+def test_review_queue_shares_log_ids(demo_run: tuple[str, Path]) -> None:
+    """Each queued prediction has a log record with its id and trace id."""
+    import sqlite3
+
+    _, folder = demo_run
+    logged = {
+        _attribute(record, semconv.ML_PREDICTION_ID): record["traceId"]
+        for record in _log_records(folder)
+        if record.get("eventName") == semconv.ML_PREDICTION_LOW_CONFIDENCE
+    }
+    with sqlite3.connect(folder / "feedback.sqlite3") as conn:
+        queued = conn.execute(
+            "SELECT r.prediction_id, p.trace_id, p.input_row FROM review_queue"
+            " AS r JOIN predictions AS p USING (prediction_id)"
+        ).fetchall()
+        labels = conn.execute("SELECT count(*) FROM labels").fetchone()[0]
+    assert queued
+    assert {row[0] for row in queued} == set(logged)
+    for prediction_id, trace_id, input_row in queued:
+        assert logged[prediction_id] == trace_id
+        assert len(json.loads(input_row)) == 30
+    assert labels > 100
+
+
+def test_metrics_file_has_feedback(demo_run: tuple[str, Path]) -> None:
+    """metrics.jsonl has the quality gauges and the label instruments."""
+    _, folder = demo_run
+    names = {
+        metric["name"]
+        for request in _lines(folder / "metrics.jsonl")
+        for resource in request["resourceMetrics"]
+        for scope in resource["scopeMetrics"]
+        for metric in scope["metrics"]
+    }
+    assert {
+        semconv.ML_MODEL_ACCURACY,
+        semconv.ML_MODEL_PRECISION,
+        semconv.ML_MODEL_RECALL,
+        semconv.ML_FEEDBACK_LABELS,
+        semconv.ML_FEEDBACK_LABEL_DELAY,
+    } <= names

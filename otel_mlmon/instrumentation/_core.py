@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import random
 import time
 import traceback
@@ -27,12 +28,24 @@ from otel_mlmon import semconv
 from otel_mlmon._redact import redact_message
 from otel_mlmon.baseline import Baseline
 from otel_mlmon.config import MonitorConfig
-from otel_mlmon.drift import DriftMonitor, Observation
+from otel_mlmon.drift import DriftMonitor, Observation, OutputBins
+from otel_mlmon.drift_metrics import export_drift_metrics
+from otel_mlmon.drift_report import DriftSettings
+from otel_mlmon.feedback._instruments import feedback_instruments_for
+from otel_mlmon.feedback._monitor import (
+    FeedbackRecorder,
+    PendingCall,
+    open_recorder,
+    row_predictions,
+)
+from otel_mlmon.feedback.records import ReviewReason
+from otel_mlmon.feedback.store import PredictionStore
 from otel_mlmon.inputs import InputView, read_input
 from otel_mlmon.metrics import instruments_for
 from otel_mlmon.outputs import OutputView, read_output
 from otel_mlmon.processor import FeatureFlag, MLSpanProcessor, PredictionFlags
 from otel_mlmon.stats.summary import summarise_dense, summarise_sparse
+from otel_mlmon.stats.tensor import is_tensor, summarise_tensor
 from otel_mlmon.version import __version__
 
 _logger = logging.getLogger(__name__)
@@ -42,6 +55,9 @@ _IN_PREDICTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 _LAST_PREDICTION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "otel_mlmon_last_prediction_id", default=None
+)
+_LAST_PREDICTION_ROWS: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "otel_mlmon_last_prediction_rows", default=0
 )
 _default_processor: MLSpanProcessor | None = None
 _MAX_ERROR_TYPES = 32
@@ -56,6 +72,25 @@ def last_prediction_id() -> str | None:
     in the request's handler after the prediction.
     """
     return _LAST_PREDICTION_ID.get()
+
+
+def last_prediction_ids() -> list[str]:
+    """Return the row ids of the last traced call in this context.
+
+    Row ``i`` has the id ``{last_prediction_id()}-{i}``, the id that
+    :func:`otel_mlmon.record_feedback` takes. The list is empty before any
+    call, and when the rows of the call's input could not be read.
+    """
+    prediction_id = _LAST_PREDICTION_ID.get()
+    if prediction_id is None:
+        return []
+    return [f"{prediction_id}-{row}" for row in range(_LAST_PREDICTION_ROWS.get())]
+
+
+def clear_last_prediction() -> None:
+    """Forget the last call's ids in this context, as at a request's start."""
+    _LAST_PREDICTION_ID.set(None)
+    _LAST_PREDICTION_ROWS.set(0)
 
 
 def inside_prediction() -> bool:
@@ -81,6 +116,7 @@ class ModelMonitor:
         feature_names: Sequence[str] | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        feedback_store: PredictionStore | str | os.PathLike[str] | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -90,9 +126,7 @@ class ModelMonitor:
         self.baseline = baseline
         self.feature_names = _initial_names(model, feature_names, baseline)
         self.drift = (
-            DriftMonitor(
-                baseline, config.drift_threshold, config.drift_window_rows
-            )
+            DriftMonitor(baseline, DriftSettings.from_config(config))
             if baseline is not None
             else None
         )
@@ -105,11 +139,34 @@ class ModelMonitor:
             semconv.ML_MODEL_NAME: name,
             semconv.ML_MODEL_VERSION: version,
         }
+        if self.drift is not None:
+            export_drift_metrics(
+                self.drift, self._identity, meter_provider, config.max_features
+            )
         self._operations: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._error_attributes: dict[tuple[str, str], dict[str, Any]] = {}
         self._failures: set[str] = set()
         self._processor: tuple[Any, MLSpanProcessor] | None = None
         self._traced: dict[tuple[str, Any, int], Callable[..., Any]] = {}
+        self.feedback = self._open_feedback(feedback_store, meter_provider)
+
+    def _open_feedback(
+        self,
+        store: PredictionStore | str | os.PathLike[str] | None,
+        meter_provider: MeterProvider | None,
+    ) -> FeedbackRecorder | None:
+        target = store if store is not None else self.config.feedback_db
+        if target is None:
+            return None
+        recorder = open_recorder(target, self.name)
+        if recorder is not None:
+            recorder.register_model(
+                self.name,
+                self.version,
+                feedback_instruments_for(meter_provider),
+                self.config.feedback_window_labels,
+            )
+        return recorder
 
     def traced_method(
         self, operation: str, method: Callable[..., Any]
@@ -285,6 +342,8 @@ class ModelMonitor:
         except Exception as error:  # pylint: disable=broad-except
             self._log_once("summarise the input", error)
         rows = view.rows if view is not None and view.rows is not None else 0
+        _LAST_PREDICTION_ROWS.set(rows)
+        output = None
         try:
             output = read_output(operation, result, self.model)
             self._read_confidence(output, attributes, flags, metric_attributes)
@@ -296,7 +355,7 @@ class ModelMonitor:
             self._log_once("read the output", error)
         if self.drift is not None and rows and view is not None:
             try:
-                self._observe_drift(view, flags)
+                self._observe_drift(view, flags, data, output, result)
             except Exception as error:  # pylint: disable=broad-except
                 self._log_once("update the drift windows", error)
         span.set_attributes(attributes)
@@ -312,6 +371,95 @@ class ModelMonitor:
                     self.config.redact_features,
                 )
             self._find_processor().on_prediction(span, flags)
+        if self.feedback is not None and rows:
+            try:
+                self._queue_feedback(
+                    span, prediction_id, operation, (rows, output, result),
+                    flags, data, view,
+                )
+            except Exception as error:  # pylint: disable=broad-except
+                self._log_once("queue the prediction for feedback", error)
+
+    def _queue_feedback(
+        self,
+        span: Any,
+        prediction_id: str,
+        operation: str,
+        call: tuple[int, OutputView | None, Any],
+        flags: PredictionFlags,
+        data: Any,
+        view: InputView | None,
+    ) -> None:
+        """Hand the call's rows, and those to review, to the feedback writer."""
+        assert self.feedback is not None
+        rows, output, result = call
+        classes = output.classes if output is not None else None
+        probabilities = output.probabilities if output is not None else None
+        predicted = row_predictions(operation, result, classes, probabilities, rows)
+        if predicted is None:
+            raise ValueError(
+                f"{operation} returned no single prediction per row to store"
+            )
+        if classes is None and getattr(self.model, "classes_", None) is not None:
+            classes = self.model.classes_
+        context = span.get_span_context()
+        confidence = output.confidence if output is not None else None
+        self.feedback.submit(
+            PendingCall(
+                prediction_id=prediction_id,
+                model_name=self.name,
+                model_version=self.version,
+                model_kind="classification" if classes is not None else None,
+                created_at=time.time(),
+                predicted=predicted,
+                confidence=None if confidence is None else confidence.tolist(),
+                trace_id=f"{context.trace_id:032x}" if context.is_valid else None,
+                span_id=f"{context.span_id:016x}" if context.is_valid else None,
+                reviews=self._review_rows(span, rows, flags, data, view),
+            )
+        )
+
+    def _review_rows(
+        self,
+        span: Any,
+        rows: int,
+        flags: PredictionFlags,
+        data: Any,
+        view: InputView | None,
+    ) -> list[tuple[int, ReviewReason, Any]]:
+        """Return the rows to queue for review, with their captured inputs.
+
+        Low-confidence rows are those the processor logs, with the inputs
+        it captured. Drift rows get a log record here.
+        """
+        reviews: list[tuple[int, ReviewReason, Any]] = []
+        if flags.low_rows is not None:
+            low = flags.low_rows[: flags.max_rows].tolist()
+            captured: Sequence[Any] = flags.captured or (None,) * len(low)
+            reviews += [
+                (row, ReviewReason.LOW_CONFIDENCE, values)
+                for row, values in zip(low, captured)
+            ]
+        if self.config.review_drift and self._drift_detected():
+            drifted = list(range(min(rows, self.config.max_flagged_rows)))
+            captured = [None] * len(drifted)
+            if self.config.capture_inputs and view is not None:
+                captured = _capture_rows(
+                    data, view, drifted, self.config.redact_features
+                )
+            reviews += [
+                (row, ReviewReason.DRIFT, values)
+                for row, values in zip(drifted, captured)
+            ]
+            self._find_processor().on_review(
+                span, flags, drifted, ReviewReason.DRIFT.value
+            )
+        return reviews
+
+    def _drift_detected(self) -> bool:
+        """Tell whether the last closed drift window found drift."""
+        report = getattr(self.drift, "last_report", None)
+        return bool(getattr(report, "drift_detected", False))
 
     def _summarise_input(
         self, view: InputView, attributes: dict[str, Any]
@@ -342,6 +490,8 @@ class ModelMonitor:
         if width:
             if isinstance(values, np.ndarray):
                 summary = summarise_dense(values)
+            elif is_tensor(values):
+                summary = summarise_tensor(values)
             else:
                 summary = summarise_sparse(values)
             attributes[semconv.ML_INPUT_FEATURE_NAMES] = view.names[:cap]
@@ -406,48 +556,51 @@ class ModelMonitor:
                 best = output.probabilities[shown].argmax(axis=1)
                 flags.labels = np.asarray(output.classes)[best].tolist()
 
-    def _observe_drift(self, view: InputView, flags: PredictionFlags) -> None:
-        assert self.drift is not None
-        if view.numeric is None:
+    def _observe_drift(
+        self,
+        view: InputView,
+        flags: PredictionFlags,
+        data: Any,
+        output: OutputView | None,
+        result: Any,
+    ) -> None:
+        monitor = self.drift
+        assert monitor is not None
+        # TODO: bin torch tensors on their device; until then they get
+        # feature summaries but no drift or out-of-range checks.
+        if view.numeric is None or is_tensor(view.numeric):
             return
-        columns = self.drift.columns_for(view.names)
+        columns = monitor.columns_for(view.names)
         if columns is None:
             self._log_once(
                 "match the input's columns to the baseline's features",
                 ValueError(
                     f"input has {len(view.names)} numeric columns, the "
-                    f"baseline {len(self.drift.feature_names)} features"
+                    f"baseline {len(monitor.feature_names)} features"
                 ),
             )
             return
-        observation = self.drift.observe(view.numeric, columns)
-        flags.out_of_range = _range_flags(observation, self.drift.feature_names)
-        if observation.verdicts:
-            # A gauge keeps only its last value, so one record per call.
-            self._record_drift_scores(observation.verdicts[-1].scores)
-        for verdict in observation.verdicts:
-            if verdict.drifted:
-                names = self.drift.feature_names
-                flags.drifted = [
-                    FeatureFlag(names[i], score=float(verdict.scores[i]))
-                    for i in verdict.drifted
-                ]
-                flags.drift_threshold = self.drift.threshold
-                flags.drift_window_rows = verdict.rows
 
-    def _record_drift_scores(self, scores: Any) -> None:
-        assert self.drift is not None
-        gauge = self._instruments.drift_score
-        names = self.drift.feature_names[: self.config.max_features]
-        for name, score in zip(names, scores.tolist()):
-            gauge.set(
-                score,
-                {
-                    **self._identity,
-                    semconv.ML_FEATURE_NAME: name,
-                    semconv.ML_DRIFT_STATISTIC: "psi",
-                },
-            )
+        categories = None
+        if monitor.categories.names and view.kind == "pandas":
+            categories = monitor.category_index(data)
+        outputs = _output_bins(monitor, output, result, self.model)
+        observation = monitor.observe(view.numeric, columns, categories, outputs)
+        flags.out_of_range = _range_flags(observation, monitor.feature_names)
+        for report in observation.reports:
+            drifted = report.drifted
+            if drifted:
+                flags.drifted = [
+                    FeatureFlag(
+                        feature.name,
+                        score=feature.score,
+                        statistic=feature.statistic,
+                        threshold=feature.threshold,
+                    )
+                    for feature in drifted
+                ]
+                flags.drift_threshold = drifted[0].threshold
+                flags.drift_window_rows = report.rows
 
     def _find_processor(self) -> MLSpanProcessor:
         provider = self._tracer_provider or trace.get_tracer_provider()
@@ -503,6 +656,24 @@ def _range_flags(
         )
         for i in order.tolist()
     ]
+
+
+def _output_bins(
+    monitor: DriftMonitor, output: OutputView | None, result: Any, model: Any
+) -> OutputBins | None:
+    if output is None or (monitor.prediction is None and monitor.confidence is None):
+        return None
+    if output.probabilities is not None:
+        return monitor.output_bins(
+            confidence=output.confidence,
+            classes=output.classes,
+            probabilities=output.probabilities,
+        )
+    if output.confidence is not None:
+        return monitor.output_bins(confidence=output.confidence)
+    if getattr(model, "classes_", None) is not None:
+        return monitor.output_bins(labels=result)
+    return monitor.output_bins(values=result)
 
 
 def _capture_rows(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_mlmon.baseline import Baseline
 from otel_mlmon.config import MonitorConfig
+from otel_mlmon.feedback.store import PredictionStore
 from otel_mlmon.instrumentation._core import ModelMonitor
 
 _logger = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ def wrap_model(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     config: MonitorConfig | None = None,
+    feedback_store: PredictionStore | str | os.PathLike[str] | None = None,
 ) -> Any:
     """Return a proxy of ``model`` whose prediction calls are traced.
 
@@ -146,6 +149,11 @@ def wrap_model(
         tracer_provider: The global tracer provider by default.
         meter_provider: The global meter provider by default.
         config: Settings; read from ``OTEL_MLMON_*`` variables by default.
+        feedback_store: A :class:`~otel_mlmon.feedback.PredictionStore` or
+            the path of its SQLite file, to keep each row's prediction for
+            labels sent later; ``config.feedback_db`` by default. A file
+            that cannot be opened is logged as an error, and the model
+            serves predictions without feedback.
 
     Raises:
         ConfigError: A setting or variable is invalid.
@@ -176,6 +184,7 @@ def wrap_model(
         feature_names=feature_names,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
+        feedback_store=feedback_store,
     )
     proxy: InstrumentedModel = _proxy_class(type(model))(model, monitor)
     return proxy

@@ -542,7 +542,9 @@ def test_flag_events_attributes_native(
 ) -> None:
     """Drift, range and confidence events and their log records are native."""
     x, _ = iris
-    config = MonitorConfig(low_confidence_threshold=1.0, drift_window_rows=50)
+    config = MonitorConfig(
+        low_confidence_threshold=1.0, drift_window_rows=50, drift_min_rows=50
+    )
     wrapped = telemetry.wrap(iris_forest, baseline=Baseline.fit(x), config=config)
     shifted = x[::2] + 2.5
 

@@ -463,11 +463,17 @@ class TestFlags:
         assert drift[0].attributes[semconv.ML_FEATURE_NAME] == "mean radius"
         assert drift[0].attributes[semconv.ML_DRIFT_SCORE] > 0.2
         assert drift[0].attributes[semconv.ML_DRIFT_WINDOW_ROWS] == 200
+        points = metric_points(semconv.ML_FEATURE_DRIFT_SCORE)
         scores = {
             p.attributes[semconv.ML_FEATURE_NAME]: p.value
-            for p in metric_points(semconv.ML_FEATURE_DRIFT_SCORE)
+            for p in points
+            if p.attributes[semconv.ML_DRIFT_STATISTIC] == "psi"
         }
         assert len(scores) == 30
+        statistics = {p.attributes[semconv.ML_DRIFT_STATISTIC] for p in points}
+        assert statistics == {
+            "psi", "jensen_shannon", "ks", "ks_p_value", "wasserstein"
+        }
         assert scores["mean radius"] == pytest.approx(
             drift[0].attributes[semconv.ML_DRIFT_SCORE]
         )
