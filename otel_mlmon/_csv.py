@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from collections.abc import Iterator, Sequence
@@ -35,22 +36,7 @@ def read_numeric_csv(
             in it, a row has the wrong number of cells, or a cell is not a
             number.
     """
-    source = Path(path)
-    try:
-        handle = source.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise CsvError(f"CSV file not found: {path}") from None
-    except OSError as error:
-        raise CsvError(f"Cannot read {path}: {error.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header or not any(cell.strip() for cell in header):
-            raise CsvError(
-                f"{path} is empty; it needs a header row of column names "
-                "and one row per sample"
-            )
-        names = [cell.strip() for cell in header]
+    with _header_and_rows(path) as (names, reader):
         missing = [name for name in drop if name not in names]
         if missing:
             raise CsvError(
@@ -104,22 +90,7 @@ def read_csv_columns(path: str | Path) -> tuple[list[str], list[list[str]]]:
         CsvError: The file is missing or empty, has no data rows, or a row
             has the wrong number of cells.
     """
-    source = Path(path)
-    try:
-        handle = source.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise CsvError(f"CSV file not found: {path}") from None
-    except OSError as error:
-        raise CsvError(f"Cannot read {path}: {error.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header or not any(cell.strip() for cell in header):
-            raise CsvError(
-                f"{path} is empty; it needs a header row of column names "
-                "and one row per sample"
-            )
-        names = [cell.strip() for cell in header]
+    with _header_and_rows(path) as (names, reader):
         columns: list[list[str]] = [[] for _ in names]
         for line, cells in enumerate(reader, start=2):
             if not cells:
@@ -162,3 +133,29 @@ def parse_numeric_column(
 def is_missing(cell: str) -> bool:
     """Tell whether a CSV cell stands for a missing value."""
     return cell.strip().lower() in _MISSING
+
+
+@contextlib.contextmanager
+def _header_and_rows(
+    path: str | Path,
+) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+    """Open a CSV file; yield its column names and a reader of its rows.
+
+    Raises:
+        CsvError: The file is missing, unreadable or has no header row.
+    """
+    try:
+        handle = Path(path).open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise CsvError(f"CSV file not found: {path}") from None
+    except OSError as error:
+        raise CsvError(f"Cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise CsvError(
+                f"{path} is empty; it needs a header row of column names "
+                "and one row per sample"
+            )
+        yield [cell.strip() for cell in header], reader
