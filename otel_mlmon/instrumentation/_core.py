@@ -1,10 +1,10 @@
 """The traced model call shared by wrap_model and the instrumentors.
 
-A call runs in three zones. Before: start the span (on failure, call the
-model untraced). Call: run the model; its exception is recorded on the span
-and re-raised unchanged. After: read input and output, record attributes,
-metrics and flags, end the span; a failure here is logged once per model
-and kind, and the model's result is returned all the same.
+A call runs in three zones. Before: start the span, and if that fails, call
+the model untraced. Call: run the model. Its exception is recorded on the
+span and re-raised unchanged. After: read input and output, record
+attributes, metrics and flags, and end the span. A failure there is logged
+once per model and kind, and the model's result is returned all the same.
 """
 
 from __future__ import annotations

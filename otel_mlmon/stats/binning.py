@@ -27,8 +27,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 # Below this many rows, one broadcast comparison against all edges is
-# cheaper than a pass per edge (fewer numpy calls); above it, a pass per
-# edge touches less memory.
+# cheaper than a pass per edge, because it makes fewer numpy calls. Above
+# it, a pass per edge touches less memory.
 _BROADCAST_MAX_ROWS = 16
 
 
@@ -57,7 +57,8 @@ def slot_index(values: FloatArray, edges: FloatArray) -> IntArray:
         edges: Shape (features, bins + 1), from :func:`counting_edges`.
 
     Returns:
-        Shape (rows, features): slot numbers, laid out as the module says.
+        Shape (rows, features): slot numbers, laid out as in the module
+        docstring.
     """
     framed = edges.shape[1]
     index: IntArray
@@ -75,7 +76,7 @@ def slot_index(values: FloatArray, edges: FloatArray) -> IntArray:
 def all_finite(values: FloatArray) -> bool:
     """Tell whether every value of a 2-D float array is finite.
 
-    A finite sum (one row) or a finite range (more rows) implies it; both
+    A finite sum (one row) or a finite range (more rows) implies it. Both
     cost less than a mask and a reduction, and Python float arithmetic
     never warns. An overflow to inf only gives a false "no".
     """
@@ -103,7 +104,7 @@ def slot_counts(values: FloatArray, edges: FloatArray) -> IntArray:
     """Count a dense batch into the counting slots of each feature.
 
     Returns:
-        Shape (features, bins + 3) counts, laid out as the module says.
+        Shape (features, bins + 3) counts, laid out as in the module docstring.
     """
     return count_slots(slot_index(values, edges), edges.shape[1] + 2)
 

@@ -164,7 +164,7 @@ class TestSpan:
     def test_predict_has_no_confidence(
         self, wrap: Any, iris_model: Any, span_exporter: Any
     ) -> None:
-        """predict gives labels, says why there is no confidence."""
+        """predict gives labels and the reason there is no confidence."""
         model, x, _ = iris_model
         wrap(model).predict(x[:50])
         attributes = only_span(span_exporter).attributes
@@ -257,7 +257,7 @@ class TestSpan:
     def test_feature_cap_reported(
         self, wrap: Any, span_exporter: Any
     ) -> None:
-        """More features than the cap: arrays are cut and the span says so."""
+        """More features than the cap: arrays are cut and the span flags it."""
         rng = np.random.default_rng(0)
         x = rng.normal(size=(30, 12))
         model = LinearRegression().fit(x, x[:, 0])
