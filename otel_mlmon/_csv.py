@@ -78,8 +78,9 @@ def _parse(cell: str, name: str, line: int, path: str | Path) -> float:
     except ValueError:
         raise CsvError(
             f"{path}, line {line}: column {name!r} has the non-numeric "
-            f"value {text!r}; encode the column as numbers or leave it out "
-            f"with --drop {name!r}"
+            f"value {text!r}; profile it as categories with --categorical "
+            f"{name!r}, encode it as numbers, or leave it out with --drop "
+            f"{name!r}"
         ) from None
 
 

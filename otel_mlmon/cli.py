@@ -123,7 +123,8 @@ def _add_drift_parser(commands: Any) -> None:
         "--min-rows",
         type=int,
         default=1,
-        help="rows the file needs for a verdict (default: 1)",
+        help="rows the file needs for a verdict (default: 1); below about "
+        "100 rows every statistic is noisy, and a warning says so",
     )
 
 
@@ -206,6 +207,11 @@ def _read_mixed_csv(path: Path, drop: Sequence[str]) -> Any:
     return frame
 
 
+# With no drift, PSI averages about (bins - 1) / rows, so small files give
+# false alarms (0.09 for 10 bins and 100 rows, against a threshold of 0.2).
+_RELIABLE_ROWS = 100
+
+
 def _drift(arguments: argparse.Namespace) -> int:
     from otel_mlmon._csv import CsvError
     from otel_mlmon.baseline import Baseline, BaselineError
@@ -239,6 +245,14 @@ def _drift(arguments: argparse.Namespace) -> int:
     except (CsvError, BaselineError, ConfigError) as error:
         print(f"otel-mlmon drift: {error}", file=sys.stderr)
         return 2
+    if report.rows < _RELIABLE_ROWS:
+        print(
+            f"otel-mlmon drift: warning: {arguments.current} has only "
+            f"{report.rows} rows; below about {_RELIABLE_ROWS} rows chance "
+            "alone can exceed the thresholds, so treat the verdicts with "
+            "care, or pass --min-rows to require more rows",
+            file=sys.stderr,
+        )
     if arguments.format == "json":
         print(format_json(report))
     else:

@@ -74,7 +74,7 @@ def resolve_review(
     if row is None:
         raise ReviewNotFoundError(
             f"No review item with id {review_id} in {path}; it may have been "
-            f"pruned, so list the open items with review_list()"
+            f"pruned; list the open items with: otel-mlmon review list"
         )
     prediction_id = row[0]
 
