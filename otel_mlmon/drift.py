@@ -43,6 +43,7 @@ from otel_mlmon.drift_report import (
     verdict_statistic,
 )
 from otel_mlmon.stats.binning import (
+    SlotIndex,
     count_slots,
     drift_bins,
     slot_counts,
@@ -346,9 +347,15 @@ class DriftMonitor:
                     return observation
         slot_count = self._edges.shape[1] + 2
         index = None
+        slots: IntArray | None = None
         if isinstance(values, np.ndarray):
             index = slot_index(values, self._edges)
-            slots = count_slots(index, slot_count)
+            # A batch that closes windows is counted per window under the
+            # lock, and its total derived from those counts; counting it
+            # here too would bin every row twice. The unlocked read of the
+            # row count only picks the path: a race costs time, not counts.
+            if self._rows + rows < self.window_rows:
+                slots = count_slots(index, slot_count)
             flagged = bool(rows) and (
                 bool(index.min() == 0) or bool(index.max() >= slot_count - 2)
             )
@@ -359,6 +366,7 @@ class DriftMonitor:
         with self._lock:
             closed = self._close_on_time() if timed else []
             closed += self._add_batch(parts, rows)
+        slots = parts.slots
         reports = self._judge(closed)
         if reports:
             self._keep(reports)
@@ -416,8 +424,14 @@ class DriftMonitor:
         # and the parts counted apart, so windows hold exactly window_rows
         # rows however traffic is batched.
         cuts = _window_cuts(self._rows, rows, self.window_rows)
+        slot_count = self._edges.shape[1] + 2
         if len(cuts) > 2 and parts.index is not None:
-            parts.by_window = _count_by_window(parts.index, cuts, parts.slots.shape[1])
+            parts.by_window = _count_by_window(parts.index, cuts, slot_count)
+            if parts.slots is None:
+                parts.slots = parts.by_window.sum(axis=0)
+        elif parts.slots is None:
+            assert parts.index is not None
+            parts.slots = count_slots(parts.index, slot_count)
         reports = []
         for number, (start, end) in enumerate(zip(cuts, cuts[1:])):
             self._window += parts.numeric(number, start, end, self._edges)
@@ -599,8 +613,8 @@ class _ClosedWindow:
 @dataclasses.dataclass(slots=True)
 class _BatchParts:
     values: Any
-    index: IntArray | None
-    slots: IntArray
+    index: SlotIndex | None
+    slots: IntArray | None
     categories: IntArray | None
     outputs: OutputBins | None
     by_window: IntArray | None = None
@@ -609,7 +623,7 @@ class _BatchParts:
         self, number: int, start: int, end: int, edges: FloatArray
     ) -> IntArray:
         """Return the counting slots of rows ``start:end``, window ``number``."""
-        if start == 0 and end == self.slots_rows:
+        if start == 0 and end == self.slots_rows and self.slots is not None:
             return self.slots
         if self.by_window is not None:
             window: IntArray = self.by_window[number]
@@ -621,7 +635,7 @@ class _BatchParts:
         return int(self.values.shape[0])
 
 
-def _count_by_window(index: IntArray, cuts: list[int], slots: int) -> IntArray:
+def _count_by_window(index: SlotIndex, cuts: list[int], slots: int) -> IntArray:
     """Count slot numbers per window in one pass: shape (windows, features, slots)."""
     rows, features = index.shape
     windows = len(cuts) - 1
