@@ -180,13 +180,17 @@ class _Categories:
         import pandas as pd
 
         if not self._lookups:
+            # Built apart and published in one assignment, so that threads
+            # making their first call at once never read a partial list.
+            lookups = []
             for profile in self.profiles:
                 known = list(profile.categories) + list(profile.known_other or ())
                 bins = np.arange(len(known), dtype=np.int64)
                 top = len(profile.categories)
                 bins[top:] = top
                 unseen = top + (1 if profile.known_other is not None else 0)
-                self._lookups.append((pd.Index(known), bins, unseen, top + 2))
+                lookups.append((pd.Index(known), bins, unseen, top + 2))
+            self._lookups = lookups
         columns = {str(c): c for c in frame.columns}
         if not all(name in columns for name in self.names):
             return None
@@ -567,10 +571,14 @@ class DriftMonitor:
         return report
 
     def _keep(self, reports: list[DriftReport]) -> None:
-        self.last_report = reports[-1]
+        # Threads judge the windows they closed outside the lock, so an
+        # older window's report can arrive last; it must not replace a newer.
         judged = [report for report in reports if report.judged]
-        if judged:
-            self.last_judged_report = judged[-1]
+        with self._lock:
+            if _is_newer(reports[-1], self.last_report):
+                self.last_report = reports[-1]
+            if judged and _is_newer(judged[-1], self.last_judged_report):
+                self.last_judged_report = judged[-1]
 
     def _empty_totals(self) -> list[IntArray]:
         return [
@@ -633,6 +641,10 @@ class _BatchParts:
     @property
     def slots_rows(self) -> int:
         return int(self.values.shape[0])
+
+
+def _is_newer(report: DriftReport, kept: DriftReport | None) -> bool:
+    return kept is None or report.ended >= kept.ended
 
 
 def _count_by_window(index: SlotIndex, cuts: list[int], slots: int) -> IntArray:

@@ -309,8 +309,10 @@ class FeedbackRecorder:
             InvalidLabelError: The label does not fit the prediction.
             FeedbackStoreError: SQLite failed.
         """
-        if self._pending_rows:
-            self.flush()
+        # The writer thread zeroes the queue's row count before its
+        # transaction commits, so an empty queue can still hide rows in
+        # flight. flush() waits for that write on the write lock.
+        self.flush()
         return self.store.record_label(prediction_id, actual)
 
     def observe(self, outcome: LabelOutcome | None) -> None:
