@@ -75,7 +75,7 @@ def read_input(data: Any, names: Sequence[str] | None = None) -> InputView:
         return _read_array(data, "numpy", names)
     module = type(data).__module__
     if module.startswith("pandas"):
-        return _read_pandas(data)
+        return _read_pandas(data, names)
     if module.startswith("scipy.sparse"):
         return _read_sparse(data, names)
     if isinstance(data, (list, tuple)):
@@ -182,7 +182,8 @@ def _to_float_or_none(array: npt.NDArray[Any]) -> FloatArray | None:
         return None
     try:
         return array.astype(np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        # OverflowError: a Python int beyond float64's range, such as 10**400.
         return None
 
 
@@ -221,12 +222,14 @@ def _read_sparse(matrix: Any, names: Sequence[str] | None) -> InputView:
     return InputView(
         kind="sparse",
         rows=int(shape[0]),
-        numeric=matrix,
+        # COO, DIA and DOK cannot slice columns (the max_features cap), so
+        # they are read as CSR, which stays sparse and sums COO duplicates.
+        numeric=matrix if matrix.format in ("csr", "csc") else matrix.tocsr(),
         names=_names_for(int(shape[1]), names),
     )
 
 
-def _read_pandas(data: Any) -> InputView:
+def _read_pandas(data: Any, names: Sequence[str] | None) -> InputView:
     import pandas as pd
 
     if isinstance(data, pd.Series):
@@ -238,12 +241,18 @@ def _read_pandas(data: Any) -> InputView:
             skipped=f"unsupported pandas type {type(data).__name__}",
         )
     columns = [str(column) for column in data.columns]
-    numeric = data.select_dtypes(include=["number", "bool"])
+    # Complex columns are left out: casting them to float64 would drop the
+    # imaginary part and warn in the caller's code.
+    numeric = data.select_dtypes(include=["number", "bool"], exclude=["complex"])
     textual = data.select_dtypes(include=["object", "string", "category"])
     values: FloatArray = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     numeric_names = tuple(str(column) for column in numeric.columns)
     if len(set(columns)) != len(columns):
         numeric_names = positional_names(len(numeric_names))
+    elif _is_unnamed(data.columns) and numeric.shape[1] == data.shape[1]:
+        # pd.DataFrame(array) numbers its columns 0, 1, ...: it has no names
+        # of its own, so it is named like the array it came from.
+        numeric_names = _names_for(len(numeric_names), names)
     categorical = None
     if textual.shape[1]:
         categorical = CategoricalSummary(
@@ -260,9 +269,23 @@ def _read_pandas(data: Any) -> InputView:
     )
 
 
+def _is_unnamed(columns: Any) -> bool:
+    import pandas as pd
+
+    return (
+        isinstance(columns, pd.RangeIndex)
+        and columns.start == 0
+        and columns.step == 1
+    )
+
+
 def _distinct_counts(frame: Any) -> list[int]:
     try:
         return [int(n) for n in frame.nunique().tolist()]
     except TypeError:
-        # Unhashable cells, such as lists, are compared by their repr.
-        return [int(frame[c].map(repr).nunique()) for c in frame.columns]
+        # Unhashable cells, such as lists, are compared by their repr. Columns
+        # are taken by position, because their names may repeat.
+        return [
+            int(frame.iloc[:, position].map(repr).nunique())
+            for position in range(frame.shape[1])
+        ]

@@ -199,10 +199,14 @@ def _value_summary(result: Any) -> dict[str, Any]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {}
-    mean = finite.mean()
+    # Scaled to [-1, 1] first, because values near 1e308 overflow a plain
+    # sum or square; the mean and std then stay within the largest value.
+    scale = float(np.abs(finite).max()) or 1.0
+    scaled = finite / scale
+    mean = scaled.mean()
     return {
-        semconv.ML_OUTPUT_MEAN: float(mean),
-        semconv.ML_OUTPUT_STD: float(np.sqrt(np.square(finite - mean).mean())),
+        semconv.ML_OUTPUT_MEAN: float(mean * scale),
+        semconv.ML_OUTPUT_STD: float(np.sqrt(np.square(scaled - mean).mean()) * scale),
         semconv.ML_OUTPUT_MIN: float(finite.min()),
         semconv.ML_OUTPUT_MAX: float(finite.max()),
     }

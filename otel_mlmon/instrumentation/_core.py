@@ -362,12 +362,16 @@ class ModelMonitor:
         if rows:
             self._instruments.predictions.add(rows, metric_attributes)
         if flags:
-            if self.config.capture_inputs and flags.low_rows is not None:
-                assert view is not None
+            low_rows = flags.low_rows
+            if (
+                self.config.capture_inputs
+                and view is not None
+                and low_rows is not None
+            ):
                 flags.captured = _capture_rows(
                     data,
                     view,
-                    flags.low_rows[: flags.max_rows],
+                    low_rows[: flags.max_rows],
                     self.config.redact_features,
                 )
             self._find_processor().on_prediction(span, flags)
@@ -682,10 +686,19 @@ def _capture_rows(
     hidden = set(redact)
     if type(data).__module__.startswith("pandas") and hasattr(data, "iloc"):
         frame = data.iloc[rows]
-        kept = [column for column in frame.columns if str(column) not in hidden]
+        if frame.ndim == 1:
+            frame = frame.to_frame()
+        # Selected by position and without repeats, because to_dict warns
+        # in the caller's code when a frame's column names repeat.
+        repeated = frame.columns.duplicated()
+        kept = [
+            position
+            for position, column in enumerate(frame.columns)
+            if str(column) not in hidden and not repeated[position]
+        ]
         return [
             {str(key): value for key, value in record.items()}
-            for record in frame[kept].to_dict("records")
+            for record in frame.iloc[:, kept].to_dict("records")
         ]
     if view.numeric is None or not isinstance(view.numeric, np.ndarray):
         return [{} for _ in rows]

@@ -102,6 +102,13 @@ def summarise_sparse(matrix: Any) -> FeatureSummary:
     cost follows the number of stored values, not rows times columns.
     """
     coo = matrix.tocoo()
+    if not coo.has_canonical_format:
+        # Repeated coordinates are parts of one value, which scipy sums
+        # whenever it converts the matrix; sum them on a copy, so the
+        # caller's matrix stays as it is.
+        coo = coo.copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            coo.sum_duplicates()
     rows, width = coo.shape
     columns = coo.col
     data = np.asarray(coo.data, dtype=np.float64)
@@ -128,7 +135,11 @@ def summarise_sparse(matrix: Any) -> FeatureSummary:
     # the implicit zeros, which a sum of squares minus the squared mean
     # would lose to cancellation for large offsets.
     deviation = scaled - mean[columns]
-    squares = np.bincount(columns, weights=deviation * deviation, minlength=width)
+    # bincount returns int64 when it has no values, even with float weights.
+    squares = np.asarray(
+        np.bincount(columns, weights=deviation * deviation, minlength=width),
+        dtype=np.float64,
+    )
     squares += (counts - stored) * mean * mean
     std = np.sqrt(squares / divisor)
     return _summary(mean * scale, std * scale, low, high, counts, rows)

@@ -528,7 +528,9 @@ def test_numpy_typed_frame_attributes_native(
 
     span = telemetry.only_span()
     assert set(span.attributes) == IDENTITY_KEYS | CALL_KEYS | SUMMARY_KEYS | LABEL_KEYS
-    assert span.attributes[semconv.ML_INPUT_FEATURE_NAMES] == ("0", "1", "2", "3")
+    # Columns numbered 0, 1, ... (a RangeIndex) are no names, so the frame
+    # is named like an array.
+    assert span.attributes[semconv.ML_INPUT_FEATURE_NAMES] == ("x0", "x1", "x2", "x3")
     assert type_problems(span) == []
     assert span.dropped_attributes == 0
     assert telemetry_warnings(caplog) == []

@@ -7,6 +7,7 @@ import pickle
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -479,6 +480,27 @@ class TestFlags:
         )
         bodies = [e.log_record.body for e in log_exporter.get_finished_logs()]
         assert any("mean radius" in str(body) for body in bodies)
+
+    def test_numbered_frame_maps_by_position(
+        self, wrap: Any, span_exporter: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A frame with columns 0, 1, ... meets a named baseline by position."""
+        data = load_breast_cancer()
+        x, y = data.data, data.target
+        names = [str(n) for n in data.feature_names]
+        model = LogisticRegression(max_iter=5000).fit(x, y)
+        baseline = Baseline.fit(x, feature_names=names)
+        live = pd.DataFrame(x[:10].copy())
+        live.iloc[:3, 2] = 1e6
+        wrap(model, baseline=baseline).predict(live)
+        span = only_span(span_exporter)
+        assert span.attributes[semconv.ML_INPUT_FEATURE_NAMES] == tuple(names)
+        (event,) = [
+            e for e in span.events if e.name == semconv.ML_INPUT_OUT_OF_RANGE
+        ]
+        assert event.attributes[semconv.ML_FEATURE_NAME] == "mean perimeter"
+        assert event.attributes[semconv.ML_INPUT_OUT_OF_RANGE_COUNT] == 3
+        assert [r for r in caplog.records if r.name.startswith("otel_mlmon")] == []
 
     def test_out_of_range_counts(
         self, wrap: Any, span_exporter: Any
