@@ -155,7 +155,12 @@ def build_app(model: Any, feature_names: Sequence[str]) -> Any:
             features = [features.get(name) for name in names]
         if not isinstance(features, list) or len(features) != len(names):
             return jsonify(error=f"expected {len(names)} features"), 400
-        row = np.array([features], dtype=np.float64)
+        try:
+            row = np.array([features], dtype=np.float64)
+        except (TypeError, ValueError):
+            # Not re-raised: the server span would record the error's message,
+            # which quotes the offending value.
+            return jsonify(error="every feature must be a number or null"), 400
         probabilities = model.predict_proba(row)[0]
         best = int(probabilities.argmax())
         return jsonify(

@@ -43,10 +43,16 @@ class Received:
             "metrics": [],
             "logs": [],
         }
+        # Request bodies as sent, by URL path (the HTTP receiver fills it).
+        self.bodies: list[tuple[str, bytes]] = []
 
     def add(self, signal: str, message: Any) -> None:
         with self.lock:
             self.requests[signal].append(message)
+
+    def add_body(self, path: str, body: bytes) -> None:
+        with self.lock:
+            self.bodies.append((path, body))
 
     def spans(self) -> list[Any]:
         """Return every span received, flattened."""
@@ -93,6 +99,7 @@ class HttpReceiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
+                received.add_body(self.path, body)
                 request_type = _REQUESTS.get(self.path)
                 if request_type is None:
                     self.send_error(404)

@@ -25,7 +25,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import semconv
-from otel_mlmon._redact import redact_message
+from otel_mlmon._redact import input_strings, redact_message
 from otel_mlmon.baseline import Baseline
 from otel_mlmon.config import MonitorConfig
 from otel_mlmon.drift import DriftMonitor, Observation, OutputBins
@@ -216,7 +216,8 @@ class ModelMonitor:
             cpu = time.thread_time() - cpu_start
         except BaseException as error:
             elapsed = time.perf_counter() - start
-            self._fail(span, operation, error, elapsed)
+            data = args[0] if args else _first_input(kwargs)
+            self._fail(span, operation, error, elapsed, data)
             raise
         finally:
             _IN_PREDICTION.reset(token[1])
@@ -259,11 +260,16 @@ class ModelMonitor:
         return described
 
     def _fail(
-        self, span: Any, operation: str, error: BaseException, elapsed: float
+        self,
+        span: Any,
+        operation: str,
+        error: BaseException,
+        elapsed: float,
+        data: Any,
     ) -> None:
         try:
             error_type = _qualified_name(type(error))
-            message = redact_message(str(error))
+            message = redact_message(str(error), input_strings(data))
             stack = "".join(traceback.format_tb(error.__traceback__))
             span.add_event(
                 "exception",
