@@ -89,9 +89,9 @@ class Received:
 
 
 class HttpReceiver:
-    """An OTLP/HTTP protobuf receiver on a free port of 127.0.0.1."""
+    """An OTLP/HTTP protobuf receiver on 127.0.0.1, on a free port by default."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received = Received()
         received = self.received
 
@@ -117,7 +117,7 @@ class HttpReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True
