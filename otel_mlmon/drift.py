@@ -355,9 +355,10 @@ class DriftMonitor:
         if isinstance(values, np.ndarray):
             index = slot_index(values, self._edges)
             # A batch that closes windows is counted per window under the
-            # lock, and its total derived from those counts; counting it
-            # here too would bin every row twice. The unlocked read of the
-            # row count only picks the path: a race costs time, not counts.
+            # lock, and its total is the sum of those counts, so counting
+            # it here too would bin every row twice. The unlocked read of
+            # the row count only picks the path, so a race costs time, not
+            # counts.
             if self._rows + rows < self.window_rows:
                 slots = count_slots(index, slot_count)
             flagged = bool(rows) and (
@@ -572,7 +573,7 @@ class DriftMonitor:
 
     def _keep(self, reports: list[DriftReport]) -> None:
         # Threads judge the windows they closed outside the lock, so an
-        # older window's report can arrive last; it must not replace a newer.
+        # older window's report can arrive last. It must not replace a newer.
         judged = [report for report in reports if report.judged]
         with self._lock:
             if _is_newer(reports[-1], self.last_report):
