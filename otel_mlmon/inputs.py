@@ -243,8 +243,17 @@ def _read_pandas(data: Any, names: Sequence[str] | None) -> InputView:
     columns = [str(column) for column in data.columns]
     # Complex columns are left out: casting them to float64 would drop the
     # imaginary part and warn in the caller's code.
-    numeric = data.select_dtypes(include=["number", "bool"], exclude=["complex"])
-    textual = data.select_dtypes(include=["object", "string", "category"])
+    # select_dtypes costs tens of microseconds a call, most of what reading a
+    # one-row frame costs, so frames of plain numpy numbers skip it.
+    dtypes = set(data.dtypes.tolist())
+    textual = None
+    if all(isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in dtypes):
+        numeric = data
+    else:
+        numeric = data.select_dtypes(
+            include=["number", "bool"], exclude=["complex"]
+        )
+        textual = data.select_dtypes(include=["object", "string", "category"])
     values: FloatArray = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     numeric_names = tuple(str(column) for column in numeric.columns)
     if len(set(columns)) != len(columns):
@@ -254,7 +263,7 @@ def _read_pandas(data: Any, names: Sequence[str] | None) -> InputView:
         # of its own, so it is named like the array it came from.
         numeric_names = _names_for(len(numeric_names), names)
     categorical = None
-    if textual.shape[1]:
+    if textual is not None and textual.shape[1]:
         categorical = CategoricalSummary(
             names=[str(column) for column in textual.columns],
             distinct_counts=_distinct_counts(textual),
