@@ -142,7 +142,8 @@ def _numpy_floor(baseline: Baseline, batch: np.ndarray, probabilities: np.ndarra
         finite = np.isfinite(batch)
         finite.all()
         mean = batch.mean(axis=0)
-        np.sqrt(np.square(batch - mean).mean(axis=0))
+        centred = batch - mean
+        np.sqrt(np.einsum("ij,ij->j", centred, centred) / len(batch))
         batch.min(axis=0)
         batch.max(axis=0)
         slot_counts(batch, edges)
