@@ -9,7 +9,7 @@ It measures, on one 10,000 x 20 batch:
 - Evidently: its data-drift report (``Report([DataDriftPreset(...)])``) on
   the same reference and current data, run in its own virtual environment
   (evidently 0.7 needs pandas < 3), created on first use under
-  ``~/.cache/otel_mlmon/evidently-venv`` from PyPI.
+  ``${OTEL_MLMON_CACHE:-~/.cache/otel_mlmon}/evidently-venv`` from PyPI.
 
 Time is the median of repeated runs; peak memory is tracemalloc's peak
 during one run, in each process. Verdicts are compared twice: PSI with
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,7 +51,10 @@ from otel_mlmon.stats.binning import slot_counts
 ROWS = 10_000
 FEATURES = 20
 SHIFTED = (0, 4, 8, 12, 16)
-EVIDENTLY_VENV = Path.home() / ".cache" / "otel_mlmon" / "evidently-venv"
+EVIDENTLY_VENV = (
+    Path(os.environ.get("OTEL_MLMON_CACHE") or Path.home() / ".cache" / "otel_mlmon")
+    / "evidently-venv"
+)
 EVIDENTLY_REQUIREMENTS = ("evidently>=0.7,<0.8", "pandas<3")
 
 # Runs inside the Evidently environment: reads the two .npy files, prints
