@@ -28,6 +28,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -348,9 +349,14 @@ class ExportCapture:
         self._text_handler.setFormatter(
             logging.Formatter("%(levelname)s %(name)s %(message)s")
         )
-        self._otel_handler = LoggingHandler(
-            level=logging.DEBUG, logger_provider=self.logger_provider
-        )
+        # The SDK's handler is deprecated in favour of the one in
+        # opentelemetry-instrumentation-logging, which the tests do not
+        # install; it still sends records to the logger provider.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._otel_handler = LoggingHandler(
+                level=logging.DEBUG, logger_provider=self.logger_provider
+            )
         self._logger = logging.getLogger("otel_mlmon")
         self._level = self._logger.level
         self._logger.setLevel(logging.DEBUG)
