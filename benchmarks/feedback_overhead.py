@@ -54,7 +54,11 @@ def run(rounds: int) -> None:
     model = LogisticRegression(max_iter=5000).fit(data, target)
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(MLSpanProcessor(emit_logs=False))
-    tracer_provider.add_span_processor(BatchSpanProcessor(_DropExporter()))
+    # A queue large enough for every span of the run, so the timed calls
+    # never drop spans (and log about it) while the exporter thread waits.
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(_DropExporter(), max_queue_size=100_000)
+    )
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     config = MonitorConfig(low_confidence_threshold=0.0)
