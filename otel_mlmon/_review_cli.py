@@ -53,7 +53,7 @@ def add_review_commands(commands: Any) -> None:
         "--out",
         type=Path,
         default=None,
-        help="file to write (default: standard output)",
+        help="file to write, or - for standard output (the default)",
     )
 
     resolve = actions.add_parser(
@@ -127,6 +127,8 @@ def _review(arguments: argparse.Namespace) -> int:
             if arguments.review_command == "export":
                 return _export(store, arguments)
             return _resolve(store, arguments)
+    except BrokenPipeError:
+        raise
     except (
         _CommandError,
         FeedbackStoreError,
@@ -190,7 +192,7 @@ def _list(store: Any, arguments: argparse.Namespace, out: TextIO) -> int:
 
 def _export(store: Any, arguments: argparse.Namespace) -> int:
     status = _status(arguments)
-    if arguments.out is None:
+    if arguments.out is None or str(arguments.out) == "-":
         store.review_export(sys.stdout, arguments.format, status=status)
         return 0
     written = store.review_export(arguments.out, arguments.format, status=status)
@@ -226,7 +228,13 @@ def _replay(arguments: argparse.Namespace) -> int:
     try:
         model = load_model(arguments.model)
         items = read_review_export(arguments.export, export_format)
-    except (_CommandError, OSError, ValueError) as error:
+    except OSError as error:
+        message = str(error)
+        if error.filename is not None and error.strerror:
+            message = f"cannot read {error.filename}: {error.strerror}"
+        print(f"otel-mlmon replay: {message}", file=sys.stderr)
+        return 2
+    except (_CommandError, ValueError) as error:
         print(f"otel-mlmon replay: {error}", file=sys.stderr)
         return 2
     report = replay_items(model, items)
@@ -258,7 +266,18 @@ def load_model(path: Path) -> Any:
             return joblib.load(path)
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - documented: trusted files only
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as error:
+    # A file that is not a pickle fails inside the unpickler with almost
+    # any error (IndexError, for one, on a CSV file).
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        ImportError,
+    ) as error:
         raise _CommandError(
             f"cannot load a model from {path} ({type(error).__name__}: "
             f"{error}); pass a pickle or joblib file"

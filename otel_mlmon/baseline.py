@@ -307,9 +307,13 @@ class Baseline:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
+            # The file exists and may be the user's data (a training CSV
+            # passed in the baseline's place), so the advice must not name
+            # it as the output.
             raise BaselineError(
                 f"Baseline file {path} is not valid JSON ({error.msg} at "
-                f"line {error.lineno}); {rebuild}"
+                f"line {error.lineno}); pass the JSON file that "
+                "otel-mlmon baseline TRAIN.csv --out baseline.json writes"
             ) from None
         return cls.from_dict(document, str(path))
 
@@ -431,7 +435,7 @@ def _split_categorical(
     absent = [name for name in categorical if name not in columns]
     if absent:
         raise BaselineError(
-            f"Column {absent[0]!r} given in categorical= is not in the data; "
+            f"Categorical column {absent[0]!r} is not in the data; "
             f"its columns are: {', '.join(columns)}"
         )
     textual = data.select_dtypes(include=["object", "string", "category"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return its exit status."""
     arguments = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(arguments)
+    except ModuleNotFoundError as error:
+        # Categorical features are read with pandas, an optional extra.
+        if error.name != "pandas":
+            raise
+        print(
+            f"otel-mlmon {arguments.command}: this needs pandas, which is not "
+            "installed; install it with: pip install 'otel_mlmon[pandas]'",
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader of standard output went away (``| head``). Point
+        # stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(arguments: argparse.Namespace) -> int:
     handler = getattr(arguments, "handler", None)
     if handler is not None:
         return int(handler(arguments))

@@ -98,6 +98,16 @@ def test_load_bad_file(tmp_path: Path, content: str, message: str) -> None:
     assert "otel-mlmon baseline" in str(caught.value)
 
 
+def test_load_csv_advice_keeps_file(tmp_path: Path) -> None:
+    """A CSV passed as the baseline is never suggested as the output path."""
+    path = tmp_path / "train.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(BaselineError, match="is not valid JSON") as caught:
+        Baseline.load(path)
+    assert f"--out {path}" not in str(caught.value)
+    assert "--out baseline.json" in str(caught.value)
+
+
 def test_load_missing_file(tmp_path: Path) -> None:
     """A missing file gets an error naming it and how to build one."""
     with pytest.raises(BaselineError, match="not found") as caught:
@@ -128,7 +138,7 @@ def test_fit_categorical_named_column() -> None:
     baseline = Baseline.fit(frame, categorical=["code"])
     assert baseline.feature_names == ("x",)
     assert baseline.categorical[0].categories == ("3", "7")
-    with pytest.raises(BaselineError, match="'nope' given in categorical="):
+    with pytest.raises(BaselineError, match="Categorical column 'nope' is not in the data"):
         Baseline.fit(frame, categorical=["nope"])
 
 

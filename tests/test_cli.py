@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,22 @@ def test_baseline_missing_file(tmp_path: Path, capsys: Any) -> None:
     )
     assert status == 2
     assert "CSV file not found" in capsys.readouterr().err
+
+
+def test_categorical_without_pandas(tmp_path: Path) -> None:
+    """--categorical without pandas exits 2 naming the extra to install."""
+    train = tmp_path / "train.csv"
+    train.write_text("size,colour\n1.0,red\n2.0,blue\n3.0,red\n")
+    # None in sys.modules makes ``import pandas`` fail as if not installed.
+    script = (
+        "import sys; sys.modules['pandas'] = None; "
+        "from otel_mlmon.cli import main; "
+        f"sys.exit(main(['baseline', {str(train)!r}, '--out', "
+        f"{str(tmp_path / 'b.json')!r}, '--categorical', 'colour']))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 2
+    assert "pip install 'otel_mlmon[pandas]'" in completed.stderr
+    assert "Traceback" not in completed.stderr

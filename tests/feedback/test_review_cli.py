@@ -97,6 +97,15 @@ def test_review_export_stdout(filled: Path, capsys: Any) -> None:
     assert rows[0]["reason"] == "low_confidence"
 
 
+def test_review_export_dash_stdout(filled: Path, tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """--out - writes to standard output, not to a file named -."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["review", "export", "--db", str(filled), "--out", "-"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 8
+    assert not (tmp_path / "-").exists()
+
+
 def test_review_resolve_records_label(filled: Path, capsys: Any) -> None:
     """review resolve closes the item and stores the label as feedback."""
     with PredictionStore(filled) as store:
@@ -198,6 +207,28 @@ def test_replay_bad_model_file(filled: Path, tmp_path: Path, capsys: Any) -> Non
     model_file.write_bytes(b"not a pickle")
     assert main(["replay", str(model_file), str(export)]) == 2
     assert f"cannot load a model from {model_file}" in capsys.readouterr().err
+
+
+def test_replay_csv_as_model(filled: Path, tmp_path: Path, capsys: Any) -> None:
+    """A CSV given as the model exits 2 with one line, not a traceback."""
+    export = _export(filled, tmp_path)
+    capsys.readouterr()
+    model_file = tmp_path / "train.csv"
+    model_file.write_text("a,b\n1,2\n3,4\n")
+    assert main(["replay", str(model_file), str(export)]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot load a model from {model_file}" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_replay_missing_export(filled: Path, tmp_path: Path, capsys: Any) -> None:
+    """A missing review file exits 2 naming the file and the reason."""
+    model_file = tmp_path / "model.pkl"
+    model_file.write_bytes(pickle.dumps(DummyClassifier().fit([[0.0]], [0])))
+    missing = tmp_path / "absent.jsonl"
+    assert main(["replay", str(model_file), str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot read {missing}: No such file or directory" in error
 
 
 def test_replay_help_warns() -> None:
