@@ -374,11 +374,8 @@ class ModelMonitor:
                 and view is not None
                 and low_rows is not None
             ):
-                flags.captured = _capture_rows(
-                    data,
-                    view,
-                    low_rows[: flags.max_rows],
-                    self.config.redact_features,
+                flags.captured = self._capture(
+                    data, view, low_rows[: flags.max_rows]
                 )
             self._find_processor().on_prediction(span, flags)
         if self.feedback is not None and rows:
@@ -454,9 +451,7 @@ class ModelMonitor:
             drifted = list(range(min(rows, self.config.max_flagged_rows)))
             captured = [None] * len(drifted)
             if self.config.capture_inputs and view is not None:
-                captured = _capture_rows(
-                    data, view, drifted, self.config.redact_features
-                )
+                captured = self._capture(data, view, drifted)
             reviews += [
                 (row, ReviewReason.DRIFT, values)
                 for row, values in zip(drifted, captured)
@@ -612,6 +607,27 @@ class ModelMonitor:
                 flags.drift_threshold = drifted[0].threshold
                 flags.drift_window_rows = report.rows
 
+    def _capture(
+        self, data: Any, view: InputView, rows: Any
+    ) -> list[dict[str, Any]]:
+        """Return the input rows to keep for review, redaction applied."""
+        redact = self.config.redact_features
+        captured, columns = _capture_rows(data, view, rows, redact)
+        present = {column.casefold() for column in columns}
+        unmatched = [name for name in redact if name.casefold() not in present]
+        if unmatched and "redact" not in self._failures:
+            # A misspelt name would keep the feature it meant, so say so.
+            self._failures.add("redact")
+            _logger.warning(
+                "otel_mlmon: redact_features entries %s match no input "
+                "feature of model %s, so they hide nothing; the input's "
+                "features are named %s",
+                unmatched,
+                self.name,
+                _shown_names(columns),
+            )
+        return captured
+
     def _find_processor(self) -> MLSpanProcessor:
         provider = self._tracer_provider or trace.get_tracer_provider()
         cached = self._processor
@@ -688,31 +704,45 @@ def _output_bins(
 
 def _capture_rows(
     data: Any, view: InputView, rows: Any, redact: Sequence[str]
-) -> list[dict[str, Any]]:
-    hidden = set(redact)
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return the kept rows and the names of the input's columns.
+
+    Names are compared case-insensitively, so that "Proline" hides
+    "proline": hiding more than meant is the safe error.
+    """
+    hidden = {name.casefold() for name in redact}
     if type(data).__module__.startswith("pandas") and hasattr(data, "iloc"):
         frame = data.iloc[rows]
         if frame.ndim == 1:
             frame = frame.to_frame()
+        columns = [str(column) for column in frame.columns]
         # Selected by position and without repeats, because to_dict warns
         # in the caller's code when a frame's column names repeat.
         repeated = frame.columns.duplicated()
         kept = [
             position
-            for position, column in enumerate(frame.columns)
-            if str(column) not in hidden and not repeated[position]
+            for position, column in enumerate(columns)
+            if column.casefold() not in hidden and not repeated[position]
         ]
-        return [
+        records = [
             {str(key): value for key, value in record.items()}
             for record in frame.iloc[:, kept].to_dict("records")
         ]
+        return records, columns
     if view.numeric is None or not isinstance(view.numeric, np.ndarray):
-        return [{} for _ in rows]
+        return [{} for _ in rows], list(view.names)
     names = view.names
-    keep = [i for i, name in enumerate(names) if name not in hidden]
+    keep = [i for i, name in enumerate(names) if name.casefold() not in hidden]
     selected = view.numeric[np.asarray(rows)][:, keep].tolist()
     kept_names = [names[i] for i in keep]
-    return [dict(zip(kept_names, values)) for values in selected]
+    return [dict(zip(kept_names, values)) for values in selected], list(names)
+
+
+def _shown_names(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f", ... ({len(names)} in all)"
+    return shown
 
 
 def _first_input(kwargs: Mapping[str, Any]) -> Any:

@@ -439,6 +439,46 @@ class TestFlags:
         index = record.attributes[semconv.ML_PREDICTION_ROW]
         assert row == {"x0": x[index, 0], "x1": x[index, 1], "x3": x[index, 3]}
 
+    def test_redaction_ignores_case(
+        self, wrap: Any, iris_model: Any, log_exporter: Any
+    ) -> None:
+        """A redacted name in another case still hides its feature."""
+        import json
+
+        model, x, _ = iris_model
+        config = MonitorConfig(
+            low_confidence_threshold=0.99,
+            capture_inputs=True,
+            redact_features=("X2",),
+        )
+        wrap(model, config=config).predict_proba(x)
+        record = log_exporter.get_finished_logs()[0].log_record
+        row = json.loads(record.attributes[semconv.ML_INPUT_VALUES])
+        assert set(row) == {"x0", "x1", "x3"}
+
+    def test_unmatched_redaction_warns_once(
+        self,
+        wrap: Any,
+        iris_model: Any,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A redacted name no feature has is logged once, with the names."""
+        model, x, _ = iris_model
+        config = MonitorConfig(
+            low_confidence_threshold=0.99,
+            capture_inputs=True,
+            redact_features=("petal width", "x1"),
+        )
+        wrapped = wrap(model, config=config)
+        wrapped.predict_proba(x)
+        wrapped.predict_proba(x)
+        warnings = [
+            r.getMessage() for r in caplog.records if "redact_features" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+        assert "['petal width']" in warnings[0]
+        assert "x0, x1, x2, x3" in warnings[0]
+
     def test_drift_event_on_window_close(
         self,
         wrap: Any,
