@@ -334,7 +334,9 @@ class FeedbackRecorder:
         kind = outcome.model_kind
         if kind is None:
             return
-        quality.window(kind).add(outcome.predicted, outcome.actual)
+        quality.window(kind).add(
+            outcome.predicted, outcome.actual, prediction_id=outcome.prediction_id
+        )
         quality.record_quality(kind)
 
     def quality(self, name: str, version: str, kind: ModelKind) -> Any:

@@ -169,14 +169,50 @@ class QualityWindow:
         self._size = 0
         self._class_codes: dict[str, int] = {}
         self._class_names: list[str] = []
+        # Prediction id of each slot's pair, where known, and its inverse,
+        # so that a second label for one prediction replaces the first.
+        self._slot_ids: list[str | None] = [None] * max_count
+        self._slot_of: dict[str, int] = {}
 
     def __len__(self) -> int:
         with self._lock:
             return self._size
 
-    def add(self, predicted: object, actual: object, at: float | None = None) -> None:
-        """Add one pair, labelled at ``at`` (now by default)."""
-        self.extend([predicted], [actual], at)
+    def add(
+        self,
+        predicted: object,
+        actual: object,
+        at: float | None = None,
+        prediction_id: str | None = None,
+    ) -> None:
+        """Add one pair, labelled at ``at`` (now by default).
+
+        A pair with the ``prediction_id`` of a pair still in the window
+        replaces that pair, so a label sent twice is scored once.
+        """
+        if prediction_id is None:
+            self.extend([predicted], [actual], at)
+            return
+        when = np.array([self._clock() if at is None else at], dtype=np.float64)
+        with self._lock:
+            predicted_value: npt.NDArray[Any]
+            actual_value: npt.NDArray[Any]
+            if self.kind == "regression":
+                predicted_value = as_floats([predicted], "predicted")
+                actual_value = as_floats([actual], "actual")
+            else:
+                predicted_value = self._codes_of([predicted])
+                actual_value = self._codes_of([actual])
+            slot = self._slot_of.get(prediction_id)
+            if slot is not None:
+                self._predicted[slot] = predicted_value[0]
+                self._actual[slot] = actual_value[0]
+                self._times[slot] = when[0]
+                return
+            slot = self._next
+            self._write(predicted_value, actual_value, when)
+            self._slot_ids[slot] = prediction_id
+            self._slot_of[prediction_id] = slot
 
     def add_pairs(self, pairs: Iterable[LabelledPair]) -> None:
         """Add pairs read from the store, labelled at their receive times."""
@@ -268,6 +304,12 @@ class QualityWindow:
             actual = actual[-capacity:]
             times = times[-capacity:]
         slots = (self._next + np.arange(len(predicted))) % capacity
+        if self._slot_of:
+            for slot in slots.tolist():
+                replaced = self._slot_ids[slot]
+                if replaced is not None:
+                    del self._slot_of[replaced]
+                    self._slot_ids[slot] = None
         self._predicted[slots] = predicted
         self._actual[slots] = actual
         self._times[slots] = times

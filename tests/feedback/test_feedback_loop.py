@@ -111,6 +111,25 @@ def test_regressor_error_gauges(
     assert metric_points(semconv.ML_MODEL_ACCURACY) == []
 
 
+def test_repeated_label_counts_once(
+    iris_model: Any, store_path: Path, providers: Any, metric_points: Any
+) -> None:
+    """A corrected label replaces the first one in the accuracy window."""
+    model, x, y = iris_model
+    wrapped = wrap_model(model, name="iris", feedback_store=store_path, **providers)
+    predicted = wrapped.predict(x[:2])
+    first, second = last_prediction_ids()
+    wrong = (int(predicted[0]) + 1) % 3
+    record_feedback(first, wrong)
+    record_feedback(second, int(predicted[1]))
+    (accuracy,) = metric_points(semconv.ML_MODEL_ACCURACY)
+    assert accuracy.value == pytest.approx(0.5)
+    outcome = record_feedback(first, int(predicted[0]))
+    assert outcome.status is LabelStatus.MATCHED
+    (accuracy,) = metric_points(semconv.ML_MODEL_ACCURACY)
+    assert accuracy.value == pytest.approx(1.0)
+
+
 def test_regressor_rejects_string_label(
     store_path: Path, providers: Any, metric_points: Any
 ) -> None:

@@ -223,6 +223,30 @@ def test_window_keeps_last_pairs():
     assert quality.accuracy == 1.0
 
 
+def test_window_relabel_replaces_pair():
+    """A second label for one prediction id replaces the first."""
+    window = QualityWindow("classification", max_count=4, clock=FakeClock())
+    window.add("a", "b", prediction_id="p-0")
+    window.add("a", "a", prediction_id="p-1")
+    window.add("a", "a", prediction_id="p-0")
+    quality = window.quality()
+    assert len(window) == 2
+    assert isinstance(quality, ClassificationQuality)
+    assert quality.accuracy == 1.0
+
+
+def test_window_relabel_after_eviction():
+    """An id whose pair left the window is added again as a new pair."""
+    window = QualityWindow("regression", max_count=2, clock=FakeClock())
+    window.add(1.0, 1.0, prediction_id="p-0")
+    window.extend([2.0, 3.0], [2.0, 3.0])
+    window.add(1.0, 5.0, prediction_id="p-0")
+    quality = window.quality()
+    assert len(window) == 2
+    assert isinstance(quality, RegressionQuality)
+    assert quality.mae == pytest.approx(2.0)
+
+
 def test_window_by_time():
     """A time window drops pairs labelled more than max_age_s ago."""
     clock = FakeClock()
