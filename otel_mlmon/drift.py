@@ -250,6 +250,12 @@ class DriftMonitor:
         self._window_end = self._started + seconds if seconds > 0 else math.inf
         self.last_report: DriftReport | None = None
         self.last_judged_report: DriftReport | None = None
+        # Windows are numbered as they close, under the lock. The kept
+        # reports are chosen by number, because the clock (wall time by
+        # default) can step back.
+        self._closed_windows = 0
+        self._kept_number = 0
+        self._kept_judged_number = 0
         self._thresholds: dict[tuple[tuple[str, ...], str], tuple[str, FloatArray]] = {}
 
     @property
@@ -374,7 +380,7 @@ class DriftMonitor:
         slots = parts.slots
         reports = self._judge(closed)
         if reports:
-            self._keep(reports)
+            self._keep(closed, reports)
         return Observation(slots, reports, self._no_train_nulls, flagged)
 
     def _observe_row(
@@ -401,7 +407,7 @@ class DriftMonitor:
             )
         reports = self._judge(closed) if closed else []
         if reports:
-            self._keep(reports)
+            self._keep(closed, reports)
         return Observation(None, reports, self._no_train_nulls, False)
 
     def _count_pending(self) -> None:
@@ -466,7 +472,9 @@ class DriftMonitor:
         """Take the window's counts and start a new window; runs locked."""
         self._count_pending()
         now = self._clock()
+        self._closed_windows += 1
         closed = _ClosedWindow(
+            number=self._closed_windows,
             numeric=drift_bins(self._window),
             categorical=self._category_window.copy(),
             outputs=[window.copy() for window in self._output_windows],
@@ -568,18 +576,26 @@ class DriftMonitor:
                 return None
             closed = self._close("end")
         (report,) = self._judge([closed])
-        self._keep([report])
+        self._keep([closed], [report])
         return report
 
-    def _keep(self, reports: list[DriftReport]) -> None:
+    def _keep(
+        self, closed: list[_ClosedWindow], reports: list[DriftReport]
+    ) -> None:
         # Threads judge the windows they closed outside the lock, so an
         # older window's report can arrive last. It must not replace a newer.
-        judged = [report for report in reports if report.judged]
+        judged = [
+            (window.number, report)
+            for window, report in zip(closed, reports)
+            if report.judged
+        ]
         with self._lock:
-            if _is_newer(reports[-1], self.last_report):
+            if closed[-1].number > self._kept_number:
+                self._kept_number = closed[-1].number
                 self.last_report = reports[-1]
-            if judged and _is_newer(judged[-1], self.last_judged_report):
-                self.last_judged_report = judged[-1]
+            if judged and judged[-1][0] > self._kept_judged_number:
+                self._kept_judged_number = judged[-1][0]
+                self.last_judged_report = judged[-1][1]
 
     def _empty_totals(self) -> list[IntArray]:
         return [
@@ -610,6 +626,7 @@ class DriftMonitor:
 class _ClosedWindow:
     """Counts of a window just closed, waiting for its statistics."""
 
+    number: int
     numeric: IntArray
     categorical: IntArray
     outputs: list[IntArray]
@@ -642,10 +659,6 @@ class _BatchParts:
     @property
     def slots_rows(self) -> int:
         return int(self.values.shape[0])
-
-
-def _is_newer(report: DriftReport, kept: DriftReport | None) -> bool:
-    return kept is None or report.ended >= kept.ended
 
 
 def _count_by_window(index: SlotIndex, cuts: list[int], slots: int) -> IntArray:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -15,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 from otel_mlmon import Baseline
 from otel_mlmon.drift import DriftMonitor
 from otel_mlmon.drift_report import DriftSettings
+from otel_mlmon.stats.binning import drift_bins, slot_counts
 
 RNG = np.random.default_rng(11)
 
@@ -186,3 +188,37 @@ def test_streaming_equals_pooled(
             assert one.scores == pytest.approx(other.scores, nan_ok=True)
             assert one.drifted == other.drifted
     assert streamed_monitor.cumulative_counts()[0].sum() == 600 * 3
+
+
+def test_clock_step_back_keeps_newest() -> None:
+    """A wall clock stepped back does not keep the older window's report."""
+    now = [1000.0]
+    train = RNG.normal(size=(500, 2))
+    monitor = DriftMonitor(
+        Baseline.fit(train),
+        DriftSettings(window_rows=100, min_rows=1),
+        clock=lambda: now[0],
+    )
+    _observe(monitor, RNG.normal(size=(100, 2)))
+    now[0] = 400.0
+    reports = _observe(monitor, RNG.normal(size=(100, 2)) + 5.0)
+    assert len(reports) == 1
+    assert monitor.last_report is reports[0]
+    assert monitor.last_judged_report is reports[0]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_streaming_counts_equal_pooled(sparse: bool) -> None:
+    """Batches closing no, one and many windows count like one pooled batch."""
+    train = np.column_stack([RNG.normal(size=2000), np.full(2000, 2.0)])
+    monitor = _monitor(train, window_rows=100)
+    columns = monitor.columns_for(["x0", "x1"])
+    assert columns is not None
+    batches = []
+    for size in (1, 16, 17, 65, 1, 100, 250, 1000, 3, 17):
+        batch = RNG.normal(scale=2.0, size=(size, 2))
+        batch[:, 1] = RNG.choice([2.0, 1.0, 0.0], size)
+        batches.append(batch)
+        monitor.observe(sp.csr_matrix(batch) if sparse else batch, columns)
+    pooled = drift_bins(slot_counts(np.vstack(batches), monitor._edges))
+    np.testing.assert_array_equal(monitor.cumulative_counts()[0], pooled)

@@ -54,3 +54,20 @@ def test_drift_bins_fold_outer_slots() -> None:
     """Below-min and above-max slots join the open outer bins."""
     slots = np.array([[1, 2, 3, 4, 5, 6]])
     assert drift_bins(slots).tolist() == [[3, 3, 9, 6]]
+
+
+@pytest.mark.parametrize("bins", [252, 253, 254, 300])
+@pytest.mark.parametrize("rows", [16, 17])
+def test_many_bins_slot_width(bins: int, rows: int) -> None:
+    """Slot numbers near and above the uint8 limit count like searchsorted."""
+    rng = np.random.default_rng(bins + rows)
+    inner = np.sort(rng.normal(size=(3, bins - 1)), axis=1)
+    inner[1] = 0.0
+    edges = counting_edges(inner, inner[:, 0] - 1, inner[:, -1] + 1)
+    values = rng.normal(scale=3.0, size=(rows, 3))
+    values[0, 0] = np.nan
+    values[1, 2] = np.inf
+    values[2, 1] = 0.0
+    np.testing.assert_array_equal(
+        slot_counts(values, edges), _reference(values, edges)
+    )
