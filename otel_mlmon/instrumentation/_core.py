@@ -285,6 +285,15 @@ class ModelMonitor:
             self._instruments.duration.record(elapsed, attributes)
         except Exception as failure:  # pylint: disable=broad-except
             self._log_once("record the model's error", failure)
+        try:
+            # Which input failed helps more than its summary, which is left
+            # out: a batch the model rejects may hold anything.
+            view = read_input(data, self.feature_names)
+            span.set_attribute(semconv.ML_INPUT_TYPE, view.kind)
+            if view.rows is not None:
+                span.set_attribute(semconv.ML_BATCH_SIZE, view.rows)
+        except Exception as failure:  # pylint: disable=broad-except
+            self._log_once("read the failed call's input", failure)
         finally:
             span.end()
 

@@ -294,6 +294,9 @@ class TestErrors:
         span = only_span(span_exporter)
         assert span.status.status_code.name == "ERROR"
         assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+        assert span.attributes[semconv.ML_INPUT_TYPE] == "numpy"
+        assert span.attributes[semconv.ML_BATCH_SIZE] == len(x)
+        assert semconv.ML_INPUT_FEATURE_MEAN not in span.attributes
         assert span.events[0].name == "exception"
         errors = [
             point
