@@ -241,21 +241,22 @@ def _read_pandas(data: Any, names: Sequence[str] | None) -> InputView:
             skipped=f"unsupported pandas type {type(data).__name__}",
         )
     columns = [str(column) for column in data.columns]
-    # Complex columns are left out: casting them to float64 would drop the
-    # imaginary part and warn in the caller's code.
     # select_dtypes costs tens of microseconds a call, most of what reading a
     # one-row frame costs, so frames of plain numpy numbers skip it.
     dtypes = set(data.dtypes.tolist())
     textual = None
     if all(isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in dtypes):
         numeric = data
+        numeric_names = tuple(columns)
     else:
+        # Complex columns are left out: casting them to float64 would drop
+        # the imaginary part and warn in the caller's code.
         numeric = data.select_dtypes(
             include=["number", "bool"], exclude=["complex"]
         )
         textual = data.select_dtypes(include=["object", "string", "category"])
+        numeric_names = tuple(str(column) for column in numeric.columns)
     values: FloatArray = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
-    numeric_names = tuple(str(column) for column in numeric.columns)
     if len(set(columns)) != len(columns):
         numeric_names = positional_names(len(numeric_names))
     elif _is_unnamed(data.columns) and numeric.shape[1] == data.shape[1]:
