@@ -63,7 +63,7 @@ def redact_message(message: str, literals: Iterable[str] = ()) -> str:
     """Return ``message`` with quoted literals and value lists replaced.
 
     Each string of ``literals`` (the input's own values) is replaced too
-    where it stands as a whole word. The whole message is redacted before
+    where it appears as a whole word. The whole message is redacted before
     it is cut to 1,000 characters, so a list cut in half cannot escape.
     """
     text = _redact_literals(message[:_MAX_SCANNED_CHARS], literals)
@@ -80,7 +80,7 @@ def redact_message(message: str, literals: Iterable[str] = ()) -> str:
 
 
 def _redact_literals(text: str, literals: Iterable[str]) -> str:
-    """Replace each of ``literals`` where it stands as a whole word in ``text``.
+    """Replace each of ``literals`` where it appears as a whole word in ``text``.
 
     A whole-word match never splits a word of ``text``, so every word of a
     literal is a whole word of ``text``. Literals with a word missing there

@@ -625,7 +625,7 @@ class ModelMonitor:
         present = {column.casefold() for column in columns}
         unmatched = [name for name in redact if name.casefold() not in present]
         if unmatched and "redact" not in self._failures:
-            # A misspelt name would keep the feature it meant, so say so.
+            # A misspelt name would keep the feature it meant, so it is logged.
             self._failures.add("redact")
             _logger.warning(
                 "otel_mlmon: redact_features entries %s match no input "
