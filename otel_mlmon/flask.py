@@ -77,11 +77,19 @@ def add_prediction_id_header(
     """
     app.before_request(_forget_previous_prediction)
     app.after_request(_header_adder(header))
+    # An earlier before_request function that returns a response (an auth
+    # check, say) skips ours, so the ids are also cleared when each request
+    # ends.
+    app.teardown_request(_forget_request_prediction)
 
 
 def _forget_previous_prediction() -> None:
     # A worker thread serves many requests, so ids of an earlier request
     # must not leak into a response that made no prediction.
+    clear_last_prediction()
+
+
+def _forget_request_prediction(error: BaseException | None) -> None:
     clear_last_prediction()
 
 
@@ -112,13 +120,17 @@ def init_app(app: Flask, feedback_path: str = "/feedback") -> None:
 def _post_feedback() -> tuple[Response, int]:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _error(f"Request body is over {MAX_BODY_BYTES} bytes", 413)
-    body = request.get_data(cache=False)
+    # A chunked body has no Content-Length, so read at most one byte past
+    # the limit instead of the whole body.
+    body = _read_body(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
         return _error(f"Request body is over {MAX_BODY_BYTES} bytes", 413)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         return _error(f"Request body is not valid JSON: {error}", 400)
+    except RecursionError:
+        return _error("Request body is JSON nested too deeply", 400)
     try:
         labels, single = _read_labels(payload)
     except _BadRequest as error:
@@ -142,6 +154,19 @@ def _post_feedback() -> tuple[Response, int]:
     for result in results:
         counts[result["outcome"]] += 1
     return jsonify(results=results, counts=counts), 200
+
+
+def _read_body(limit: int) -> bytes:
+    """Read the request body, stopping once ``limit`` bytes are read."""
+    chunks = []
+    size = 0
+    while size < limit:
+        chunk = request.stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _read_labels(payload: Any) -> tuple[list[tuple[str, Any]], bool]:

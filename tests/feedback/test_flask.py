@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -27,7 +28,7 @@ from werkzeug.serving import make_server
 from otel_mlmon import MonitorConfig, semconv, wrap_model
 from otel_mlmon.feedback import PredictionStore
 from otel_mlmon.feedback._monitor import active_recorders, close_recorders
-from otel_mlmon.flask import MAX_LABELS, PREDICTION_ID_HEADER, init_app
+from otel_mlmon.flask import MAX_BODY_BYTES, MAX_LABELS, PREDICTION_ID_HEADER, init_app
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,14 @@ class Served:
 
 def _app(model: Any) -> Flask:
     app = Flask("feedback_test")
+
+    # Registered before init_app, so a rejected request skips the hook
+    # that clears the ids of the request before.
+    @app.before_request
+    def reject_marked() -> Any:
+        if request.headers.get("X-Reject"):
+            return jsonify(error="rejected"), 403
+        return None
 
     @app.post("/predict")
     def predict() -> Any:
@@ -130,6 +139,17 @@ def test_header_absent_without_prediction(serve: Any, store_path: Path) -> None:
     served.predict(served.x[:1])
     with urllib.request.urlopen(served.base + "/health", timeout=30) as response:
         assert PREDICTION_ID_HEADER not in response.headers
+
+
+def test_rejected_request_gets_no_ids(serve: Any, store_path: Path) -> None:
+    """A request stopped by an earlier before_request gets no stale ids."""
+    served = serve(store_path)
+    served.predict(served.x[:1])
+    sent = urllib.request.Request(served.base + "/health", headers={"X-Reject": "1"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(sent, timeout=30)
+    assert caught.value.code == 403
+    assert PREDICTION_ID_HEADER not in caught.value.headers
 
 
 def test_label_matches_and_records_metrics(
@@ -228,6 +248,35 @@ def test_malformed_json_is_400(serve: Any, store_path: Path) -> None:
     status, _, body = served.post("/feedback", text.encode())
     assert status == 400
     assert body["error"].startswith("Request body is not valid JSON")
+    assert _labels_stored(store_path) == 0
+
+
+def test_deeply_nested_json_is_400(serve: Any, store_path: Path) -> None:
+    """JSON nested past the parser's recursion limit is 400, not 500."""
+    served = serve(store_path)
+    depth = 200_000
+    status, _, body = served.post("/feedback", b"[" * depth + b"]" * depth)
+    assert status == 400
+    assert "nested too deeply" in body["error"]
+    assert served.predict(served.x[:1])[0] == 200
+
+
+def test_chunked_oversized_body_is_413(serve: Any, store_path: Path) -> None:
+    """A chunked body is rejected once over the limit, not read to its end."""
+    served = serve(store_path)
+    port = int(served.base.rsplit(":", 1)[1])
+    chunk = b" " * 65536
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(
+            b"POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        # The last chunk is never sent: a server that reads the whole body
+        # waits for it, and the recv below times out.
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+            conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        status_line = conn.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 413 " in status_line
     assert _labels_stored(store_path) == 0
 
 
