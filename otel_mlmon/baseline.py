@@ -302,6 +302,11 @@ class Baseline:
             raise BaselineError(
                 f"Cannot read baseline file {path}: {error.strerror}"
             ) from None
+        except UnicodeDecodeError as error:
+            raise BaselineError(
+                f"Baseline file {path} is not UTF-8 text ({error.reason} at "
+                f"byte {error.start}); {rebuild}"
+            ) from None
         if not text.strip():
             raise BaselineError(f"Baseline file {path} is empty; {rebuild}")
         try:
@@ -314,6 +319,11 @@ class Baseline:
                 f"Baseline file {path} is not valid JSON ({error.msg} at "
                 f"line {error.lineno}); pass the JSON file that "
                 "otel-mlmon baseline TRAIN.csv --out baseline.json writes"
+            ) from None
+        except RecursionError:
+            raise BaselineError(
+                f"Baseline file {path} is JSON nested too deeply to be a "
+                f"baseline; {rebuild}"
             ) from None
         return cls.from_dict(document, str(path))
 

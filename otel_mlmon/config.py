@@ -55,7 +55,7 @@ def _parse_path(text: str) -> str | None:
 def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(text) from error
 
 

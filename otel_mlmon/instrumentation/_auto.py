@@ -70,16 +70,41 @@ def parse_per_class(text: str | None) -> tuple[str | None, dict[str, str]]:
         return None, {}
     entries = [entry.strip() for entry in text.split(",") if entry.strip()]
     keys = [entry.partition("=")[0].strip() for entry in entries]
-    is_mapping = all(
-        "=" in entry and (key == _DEFAULT_KEY or key.isidentifier())
-        for entry, key in zip(entries, keys)
-    )
-    if not is_mapping:
+    if not all(_is_class_entry(entry) for entry in entries):
         return text.strip(), {}
     values = {
         key: entry.partition("=")[2].strip() for entry, key in zip(entries, keys)
     }
     return values.pop(_DEFAULT_KEY, None), values
+
+
+def _is_class_entry(entry: str) -> bool:
+    key = entry.partition("=")[0].strip()
+    return "=" in entry and (key == _DEFAULT_KEY or key.isidentifier())
+
+
+def _read_per_class(
+    environ: Mapping[str, str], variable: str
+) -> tuple[str | None, dict[str, str]]:
+    """Parse a per-class variable, warning when its entries mix both forms.
+
+    ``"A=x,B"`` is read as one value for every model, because ``B`` is not
+    a ``ClassName=value`` entry. That is almost always a typo.
+    """
+    text = environ.get(variable)
+    setting = parse_per_class(text)
+    if text is None or setting[1] or setting[0] is None:
+        return setting
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if any(_is_class_entry(entry) for entry in entries):
+        _logger.warning(
+            "%s=%r mixes ClassName=value entries with other entries, so the "
+            "whole value applies to every model; write each entry as "
+            "ClassName=value, or *=value for the other classes",
+            variable,
+            text,
+        )
+    return setting
 
 
 class ModelIdentity:
@@ -92,11 +117,9 @@ class ModelIdentity:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         source = os.environ if environ is None else environ
-        self._names = parse_per_class(source.get(env.OTEL_MLMON_MODEL_NAME))
-        self._versions = parse_per_class(
-            source.get(env.OTEL_MLMON_MODEL_VERSION)
-        )
-        self._baselines = parse_per_class(source.get(env.OTEL_MLMON_BASELINE))
+        self._names = _read_per_class(source, env.OTEL_MLMON_MODEL_NAME)
+        self._versions = _read_per_class(source, env.OTEL_MLMON_MODEL_VERSION)
+        self._baselines = _read_per_class(source, env.OTEL_MLMON_BASELINE)
         self._loaded: dict[str, Baseline | None] = {}
         self._lock = threading.Lock()
 
@@ -161,7 +184,7 @@ class MonitorMap:
         self._identity = identity
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        self._monitors: dict[int, tuple[weakref.ref[Any], ModelMonitor]] = {}
+        self._monitors: dict[int, tuple[weakref.ref[Any], ModelMonitor | None]] = {}
         self._lock = threading.Lock()
         self._untraceable: set[str] = set()
 
@@ -182,19 +205,27 @@ class MonitorMap:
             except TypeError:
                 self._log_untraceable(model)
                 return None
-            monitor = ModelMonitor(
-                model,
-                name=self._identity.name_for(model),
-                version=self._identity.version_for(model),
-                framework=self.framework,
-                config=self._config,
-                baseline=self._identity.baseline_for(model),
-                tracer_provider=self._tracer_provider,
-                meter_provider=self._meter_provider,
-            )
-            # The monitor must not keep its model alive, or the map entry
-            # would never be dropped.
-            monitor.model = weakref.proxy(model)
+            monitor: ModelMonitor | None
+            try:
+                monitor = ModelMonitor(
+                    model,
+                    name=self._identity.name_for(model),
+                    version=self._identity.version_for(model),
+                    framework=self.framework,
+                    config=self._config,
+                    baseline=self._identity.baseline_for(model),
+                    tracer_provider=self._tracer_provider,
+                    meter_provider=self._meter_provider,
+                )
+            except Exception as error:  # pylint: disable=broad-except
+                # The model's call must go on, untraced. None is kept for
+                # the model, so the failure is not retried on every call.
+                self._log_unmonitored(model, error)
+                monitor = None
+            else:
+                # The monitor must not keep its model alive, or the map
+                # entry would never be dropped.
+                monitor.model = weakref.proxy(model)
             self._monitors[key] = (reference, monitor)
             return monitor
 
@@ -203,6 +234,23 @@ class MonitorMap:
 
     def _forget(self, key: int) -> None:
         self._monitors.pop(key, None)
+
+    def _log_unmonitored(self, model: Any, error: Exception) -> None:
+        # Imported here: _redact imports numpy, which start-up must not.
+        from otel_mlmon._redact import redact_message
+
+        kind = type(model).__qualname__
+        key = f"monitor:{kind}"
+        if key in self._untraceable or len(self._untraceable) > _MAX_UNTRACEABLE_LOGS:
+            return
+        self._untraceable.add(key)
+        _logger.warning(
+            "otel_mlmon failed to set up monitoring for %s objects, so they "
+            "are not traced; their predictions go on untouched: %s: %s",
+            kind,
+            type(error).__name__,
+            redact_message(str(error)),
+        )
 
     def _log_untraceable(self, model: Any) -> None:
         kind = type(model).__qualname__

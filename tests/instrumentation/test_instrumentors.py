@@ -445,3 +445,115 @@ def test_torch_module_outermost_only(
         assert _names(span_exporter) == []
     finally:
         instrumentor.uninstrument()
+
+
+def test_mixed_per_class_entries_warn(caplog: pytest.LogCaptureFixture) -> None:
+    """A value mixing ClassName=value and plain entries is logged as a typo."""
+    text = "SVC=svc_model,RandomForestClassifier"
+    with caplog.at_level(logging.WARNING):
+        identity = ModelIdentity(
+            {"OTEL_MLMON_MODEL_NAME": text, "OTEL_MLMON_BASELINE": "/data/a=b.json"}
+        )
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1
+    assert "OTEL_MLMON_MODEL_NAME" in messages[0]
+    assert repr(text) in messages[0]
+    assert "*=value" in messages[0]
+    assert identity.name_for(SVC()) == text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"schema": "\xff\xfe"}'],
+    ids=["deeply_nested", "not_utf8"],
+)
+def test_unreadable_baseline_keeps_predicting(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    span_exporter: InMemorySpanExporter,
+    content: bytes,
+) -> None:
+    """A baseline file that is not a baseline is logged, and predictions go on."""
+    path = tmp_path / "baseline.json"
+    path.write_bytes(content)
+    monkeypatch.setenv("OTEL_MLMON_BASELINE", str(path))
+    model = LogisticRegression(max_iter=50).fit(_X, _Y)
+    expected = model.predict(_X[:5])
+    instrumentor = SklearnInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        config=_CONFIG,
+    )
+    try:
+        with caplog.at_level(logging.WARNING):
+            predicted = model.predict(_X[:5])
+    finally:
+        instrumentor.uninstrument()
+    assert np.array_equal(predicted, expected)
+    assert len(span_exporter.get_finished_spans()) == 1
+    warnings = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
+    assert len(warnings) == 1
+    assert "OTEL_MLMON_BASELINE" in warnings[0]
+
+
+def test_monitor_setup_failure_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    """A monitor that fails to set up leaves the model untraced, not broken."""
+    from otel_mlmon.instrumentation import _auto
+
+    def fail(self: Any, model: Any) -> None:
+        raise RuntimeError("setup failed on purpose")
+
+    # Fault injection: any error while a model's monitor is built.
+    monkeypatch.setattr(_auto.ModelIdentity, "baseline_for", fail)
+    model = LogisticRegression(max_iter=50).fit(_X, _Y)
+    expected = model.predict(_X[:5])
+    instrumentor = SklearnInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        config=_CONFIG,
+    )
+    try:
+        with caplog.at_level(logging.WARNING):
+            first = model.predict(_X[:5])
+            second = model.predict(_X[:5])
+    finally:
+        instrumentor.uninstrument()
+    assert np.array_equal(first, expected)
+    assert np.array_equal(second, expected)
+    assert span_exporter.get_finished_spans() == ()
+    warnings = [r.getMessage() for r in caplog.records if "setup failed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "LogisticRegression" in warnings[0]
+
+
+def test_nested_thresholds_variable_logged(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+) -> None:
+    """Deeply nested JSON in a variable is an invalid setting, not a crash."""
+    monkeypatch.setenv("OTEL_MLMON_DRIFT_THRESHOLDS", "[" * 100_000 + "]" * 100_000)
+    instrumentor = SklearnInstrumentor()
+    with caplog.at_level(logging.ERROR):
+        instrumentor.instrument(
+            tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    try:
+        assert instrumentor.monitors is None
+    finally:
+        instrumentor.uninstrument()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "OTEL_MLMON_DRIFT_THRESHOLDS" in errors[0]
