@@ -22,6 +22,7 @@ Responses of ``POST /feedback``:
   without a string id or without ``actual``; nothing is stored. In the
   single form, a label of the wrong type for its prediction is also 400.
 - 413 when the body is over :data:`MAX_BODY_BYTES`.
+- 415 when the Content-Type is not JSON (``application/json``).
 - 503 when no feedback store is configured in the process, or SQLite
   fails; labels of a batch before the failure stay stored.
 """
@@ -118,6 +119,15 @@ def init_app(app: Flask, feedback_path: str = "/feedback") -> None:
 
 
 def _post_feedback() -> tuple[Response, int]:
+    # request.is_json accepts application/json and application/*+json.
+    # Requiring it keeps other sites from posting labels through a visitor's
+    # browser, which sends a cross-site JSON type only after a CORS check.
+    if not request.is_json:
+        return _error(
+            f"Content-Type {request.mimetype or '(none)'!r} is not JSON; "
+            "send the labels with Content-Type: application/json",
+            415,
+        )
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _error(f"Request body is over {MAX_BODY_BYTES} bytes", 413)
     # A chunked body has no Content-Length, so read at most one byte past

@@ -45,11 +45,13 @@ class Served:
     x: np.ndarray
     y: np.ndarray
 
-    def post(self, path: str, body: bytes | Any) -> tuple[int, dict[str, Any], Any]:
+    def post(
+        self, path: str, body: bytes | Any, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, Any], Any]:
         """POST JSON (or raw bytes) and return status, headers and JSON body."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         sent = urllib.request.Request(
-            self.base + path, data=data, headers={"Content-Type": "application/json"}
+            self.base + path, data=data, headers={"Content-Type": content_type}
         )
         try:
             with urllib.request.urlopen(sent, timeout=30) as response:
@@ -249,6 +251,34 @@ def test_malformed_json_is_400(serve: Any, store_path: Path) -> None:
     assert status == 400
     assert body["error"].startswith("Request body is not valid JSON")
     assert _labels_stored(store_path) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded"]
+)
+def test_non_json_type_is_415(
+    serve: Any, store_path: Path, content_type: str
+) -> None:
+    """A label posted as text or a form is 415 and stores nothing."""
+    served = serve(store_path)
+    _, headers, _ = served.predict(served.x[:1])
+    row_id = headers[PREDICTION_ID_HEADER]
+    label = {"prediction_id": row_id, "actual": int(served.y[0])}
+    status, _, body = served.post("/feedback", label, content_type)
+    assert status == 415
+    assert "application/json" in body["error"]
+    assert _labels_stored(store_path) == 0
+
+
+def test_json_suffix_type_accepted(serve: Any, store_path: Path) -> None:
+    """An application/*+json type counts as JSON."""
+    served = serve(store_path)
+    _, headers, _ = served.predict(served.x[:1])
+    row_id = headers[PREDICTION_ID_HEADER]
+    label = {"prediction_id": row_id, "actual": int(served.y[0])}
+    status, _, _ = served.post("/feedback", label, "application/vnd.labels+json")
+    assert status == 200
+    assert _labels_stored(store_path) == 1
 
 
 def test_deeply_nested_json_is_400(serve: Any, store_path: Path) -> None:
