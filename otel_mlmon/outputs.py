@@ -27,6 +27,11 @@ MAX_CLASSES = 10
 
 PROBABILITY_OPERATIONS = frozenset({"predict_proba", "predict_log_proba"})
 
+# Rounding slack outside [0, 1] (above 0 for log-probabilities), about
+# eight float32 ulps at 1.0, so a softmax or a calibration computed in
+# float32 still counts.
+_PROBABILITY_SLACK = 1e-6
+
 
 @dataclasses.dataclass(slots=True)
 class OutputView:
@@ -58,7 +63,7 @@ def read_output(operation: str, result: Any, model: Any) -> OutputView:
         return OutputView(
             skipped="decision_function returns scores, not probabilities"
         )
-    if classes is not None:
+    if is_label_output(result, classes):
         return OutputView(
             skipped="predict returns labels; call predict_proba for "
             "confidence",
@@ -68,6 +73,23 @@ def read_output(operation: str, result: Any, model: Any) -> OutputView:
         skipped="the model returns values, not class probabilities",
         summary=_value_summary(result),
     )
+
+
+def is_label_output(result: Any, classes: Any) -> bool:
+    """Tell whether ``result``, from ``predict`` of a classifier, is labels.
+
+    A classifier's ``predict`` returns margins, leaf indices or feature
+    contributions instead when called with XGBoost's ``output_margin=True``
+    or LightGBM's ``raw_score``, ``pred_leaf`` or ``pred_contrib``. Such an
+    output is not 1-D, or is float while the ``classes`` are not.
+    """
+    if classes is None:
+        return False
+    if not isinstance(result, np.ndarray) or not isinstance(classes, np.ndarray):
+        return True
+    if result.ndim != 1:
+        return False
+    return bool(result.dtype.kind != "f" or classes.dtype.kind == "f")
 
 
 def _read_probabilities(
@@ -87,6 +109,8 @@ def _read_probabilities(
         # one goes through numpy, which propagates it.
         row = result[0].tolist()
         if math.isfinite(sum(row)):
+            if not _in_probability_range(min(row), max(row), operation):
+                return _not_probabilities(operation)
             best = max(row)
             if operation == "predict_log_proba":
                 best = math.exp(best)
@@ -95,6 +119,12 @@ def _read_probabilities(
                 classes=classes,
                 probabilities=result,
             )
+    # fmin and fmax skip NaN, so a row with one still gets a NaN confidence,
+    # which the span reports as not finite.
+    low = float(np.fmin.reduce(result, axis=None))
+    high = float(np.fmax.reduce(result, axis=None))
+    if not _in_probability_range(low, high, operation):
+        return _not_probabilities(operation)
     confidence = result.max(axis=1)
     if operation == "predict_log_proba":
         confidence = np.exp(confidence)
@@ -104,6 +134,26 @@ def _read_probabilities(
         confidence=confidence,
         classes=classes,
         probabilities=result,
+    )
+
+
+def _in_probability_range(low: float, high: float, operation: str) -> bool:
+    """Tell whether values from ``low`` to ``high`` can be probabilities.
+
+    LightGBM's ``predict_proba`` returns raw scores or feature contributions
+    when called with ``raw_score=True`` or ``pred_contrib=True``, and those
+    must not be read as confidence.
+    """
+    # Written with negated comparisons so that NaN (all values NaN) passes.
+    if operation == "predict_log_proba":
+        return not high > _PROBABILITY_SLACK
+    return not (low < -_PROBABILITY_SLACK or high > 1.0 + _PROBABILITY_SLACK)
+
+
+def _not_probabilities(operation: str) -> OutputView:
+    return OutputView(
+        skipped=f"{operation} returned values outside the range of "
+        "probabilities"
     )
 
 

@@ -42,7 +42,7 @@ from otel_mlmon.feedback.records import ReviewReason
 from otel_mlmon.feedback.store import PredictionStore
 from otel_mlmon.inputs import InputView, read_input
 from otel_mlmon.metrics import instruments_for
-from otel_mlmon.outputs import OutputView, read_output
+from otel_mlmon.outputs import OutputView, is_label_output, read_output
 from otel_mlmon.processor import FeatureFlag, MLSpanProcessor, PredictionFlags
 from otel_mlmon.stats.summary import summarise_dense, summarise_sparse
 from otel_mlmon.stats.tensor import is_tensor, summarise_tensor
@@ -706,7 +706,7 @@ def _output_bins(
         )
     if output.confidence is not None:
         return monitor.output_bins(confidence=output.confidence)
-    if getattr(model, "classes_", None) is not None:
+    if is_label_output(result, getattr(model, "classes_", None)):
         return monitor.output_bins(labels=result)
     return monitor.output_bins(values=result)
 

@@ -1664,3 +1664,45 @@ def test_keyword_input_summarised(
     assert span.attributes[semconv.ML_BATCH_SIZE] == len(x)
     assert span.attributes[semconv.ML_INPUT_FEATURE_COUNT] == 4
     assert re.fullmatch(r"[0-9a-f]{32}", span.attributes[semconv.ML_PREDICTION_ID])
+
+
+@pytest.mark.parametrize(
+    ("library", "option"),
+    [
+        ("lightgbm", "raw_score"),
+        ("lightgbm", "pred_leaf"),
+        ("lightgbm", "pred_contrib"),
+        ("xgboost", "output_margin"),
+    ],
+)
+def test_classifier_scores_not_labels(
+    telemetry: Telemetry,
+    caplog: pytest.LogCaptureFixture,
+    library: str,
+    option: str,
+) -> None:
+    """Scores from a classifier's predict are summarised as values, not labels."""
+    import lightgbm
+    import xgboost
+
+    x, y = load_breast_cancer(return_X_y=True)
+    model: Any
+    if library == "lightgbm":
+        model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y)
+    else:
+        model = xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
+    # The baseline's label profile turns scores read as labels into a
+    # prediction drift event once a window of 200 rows closes.
+    baseline = Baseline.fit(x, predictions=model.predict(x))
+    config = MonitorConfig(drift_window_rows=200, drift_min_rows=200)
+    wrapped = telemetry.wrap(model, baseline=baseline, config=config)
+
+    scores = wrapped.predict(x, **{option: True})
+
+    np.testing.assert_array_equal(scores, model.predict(x, **{option: True}))
+    span = telemetry.only_span()
+    attributes = dict(span.attributes or {})
+    assert semconv.ML_OUTPUT_CLASSES not in attributes
+    assert semconv.ML_OUTPUT_MEAN in attributes
+    assert [event.name for event in span.events] == []
+    assert telemetry_warnings(caplog) == []

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.ensemble._forest import ForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -235,6 +235,35 @@ def test_lightgbm_booster_traced(
         "predict_proba LGBMClassifier",
         "predict Booster",
     ]
+
+
+@pytest.mark.parametrize("option", ["raw_score", "pred_contrib"])
+@pytest.mark.parametrize("rows", [1, 150])
+def test_lightgbm_scores_give_no_confidence(
+    instrumented: list[Any],
+    span_exporter: InMemorySpanExporter,
+    option: str,
+    rows: int,
+) -> None:
+    # With these options LGBMClassifier.predict_proba returns scores or
+    # feature contributions: negative values, not probabilities.
+    features, labels = load_iris(return_X_y=True)
+    model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(
+        features, labels
+    )
+    batch = features[:rows]
+    with suppress_instrumentation():
+        expected = model.predict_proba(batch, **{option: True})
+    span_exporter.clear()
+    scores = model.predict_proba(batch, **{option: True})
+    np.testing.assert_array_equal(scores, expected)
+    assert np.asarray(expected).min() < 0.0
+    (span,) = span_exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert "ml.prediction.confidence.min" not in attributes
+    assert "ml.prediction.confidence" not in attributes
+    reason = str(attributes["ml.prediction.confidence.skipped"])
+    assert "outside the range" in reason
 
 
 def test_onnx_session_confidence(
