@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -102,6 +103,23 @@ def fixture_instrumented(
     finally:
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
+
+
+@contextlib.contextmanager
+def _sklearn_instrumented(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> Iterator[None]:
+    """Instrument scikit-learn alone, after the test has set its variables."""
+    instrumentor = SklearnInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        config=_CONFIG,
+    )
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
 
 
 @pytest.fixture(name="classifier", scope="module")
@@ -511,17 +529,9 @@ def test_unreadable_baseline_keeps_predicting(
     monkeypatch.setenv("OTEL_MLMON_BASELINE", str(path))
     model = LogisticRegression(max_iter=50).fit(_X, _Y)
     expected = model.predict(_X[:5])
-    instrumentor = SklearnInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        config=_CONFIG,
-    )
-    try:
+    with _sklearn_instrumented(tracer_provider, meter_provider):
         with caplog.at_level(logging.WARNING):
             predicted = model.predict(_X[:5])
-    finally:
-        instrumentor.uninstrument()
     assert np.array_equal(predicted, expected)
     assert len(span_exporter.get_finished_spans()) == 1
     warnings = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
@@ -546,18 +556,10 @@ def test_monitor_setup_failure_untraced(
     monkeypatch.setattr(_auto.ModelIdentity, "baseline_for", fail)
     model = LogisticRegression(max_iter=50).fit(_X, _Y)
     expected = model.predict(_X[:5])
-    instrumentor = SklearnInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        config=_CONFIG,
-    )
-    try:
+    with _sklearn_instrumented(tracer_provider, meter_provider):
         with caplog.at_level(logging.WARNING):
             first = model.predict(_X[:5])
             second = model.predict(_X[:5])
-    finally:
-        instrumentor.uninstrument()
     assert np.array_equal(first, expected)
     assert np.array_equal(second, expected)
     assert span_exporter.get_finished_spans() == ()
