@@ -351,7 +351,7 @@ class ExportCapture:
         )
         # The SDK's handler is deprecated in favour of the one in
         # opentelemetry-instrumentation-logging, which the tests do not
-        # install; it still sends records to the logger provider.
+        # install. It still sends records to the logger provider.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             self._otel_handler = LoggingHandler(
