@@ -633,7 +633,7 @@ class ModelMonitor:
                 "features are named %s",
                 unmatched,
                 self.name,
-                _shown_names(columns),
+                _abbreviated_names(columns),
             )
         return captured
 
@@ -747,11 +747,11 @@ def _capture_rows(
     return [dict(zip(kept_names, values)) for values in selected], list(names)
 
 
-def _shown_names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
+def _abbreviated_names(names: Sequence[str], limit: int = 10) -> str:
+    text = ", ".join(names[:limit])
     if len(names) > limit:
-        shown += f", ... ({len(names)} in all)"
-    return shown
+        text += f", ... ({len(names)} in all)"
+    return text
 
 
 def _first_input(kwargs: Mapping[str, Any]) -> Any:
