@@ -195,14 +195,7 @@ class QualityWindow:
             return
         when = np.array([self._clock() if at is None else at], dtype=np.float64)
         with self._lock:
-            predicted_value: npt.NDArray[Any]
-            actual_value: npt.NDArray[Any]
-            if self.kind == "regression":
-                predicted_value = as_floats([predicted], "predicted")
-                actual_value = as_floats([actual], "actual")
-            else:
-                predicted_value = self._codes_of([predicted])
-                actual_value = self._codes_of([actual])
+            predicted_value, actual_value = self._encoded([predicted], [actual])
             slot = self._slot_of.get(prediction_id)
             if slot is not None:
                 self._predicted[slot] = predicted_value[0]
@@ -246,16 +239,16 @@ class QualityWindow:
             np.asarray(self._clock() if at is None else at, dtype=np.float64),
             (len(predicted),),
         )
-        if self.kind == "regression":
-            with self._lock:
-                self._write(
-                    as_floats(predicted, "predicted"),
-                    as_floats(actual, "actual"),
-                    times,
-                )
-            return
         with self._lock:
-            self._write(self._codes_of(predicted), self._codes_of(actual), times)
+            self._write(*self._encoded(predicted, actual), times)
+
+    def _encoded(
+        self, predicted: Sequence[Any], actual: Sequence[Any]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Return the pairs as stored, floats or class codes. Runs under the lock."""
+        if self.kind == "regression":
+            return as_floats(predicted, "predicted"), as_floats(actual, "actual")
+        return self._codes_of(predicted), self._codes_of(actual)
 
     def quality(self, now: float | None = None) -> Quality:
         """Score the pairs in the window at time ``now`` (now by default).
